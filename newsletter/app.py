@@ -1,0 +1,291 @@
+"""The group's folder loaded and checked as a whole, and one mailing prepared and sent from it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .delivery import Progress, Report, deliver
+from .due import Due
+from .errors import DataError, NewsletterError, Problem
+from .ledger import Ledger
+from .mailing import mail_context
+from .message import Envelope, MessageFactory
+from .model import Article, Schedule, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class Busy(NewsletterError):
+    """Another send or tick holds the lock."""
+
+    exit_code = 0
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    schedule: Schedule
+    articles: dict[str, Article]
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
+    def subscribers_path(self) -> Path:
+        return self.home / "subscribers.csv"
+
+    @property
+    def sender(self) -> str:
+        return self.settings.sender or self.schedule.group.sender
+
+    @property
+    def reply_to(self) -> str:
+        return self.settings.reply_to or self.schedule.group.reply_to or parseaddr(self.sender)[1]
+
+    def secret(self) -> bytes:
+        from .tokens import load_or_create_secret
+
+        return self.settings.secret or load_or_create_secret(self.settings.secret_path)
+
+    def article_for(self, slug: str | None) -> Article | None:
+        slug = slug or self.schedule.article
+        return self.articles.get(slug) if slug else None
+
+    def members(self) -> Iterator[Subscriber]:
+        from .subscribers import iter_subscribers
+
+        return iter_subscribers(self.subscribers_path)
+
+
+def load_project(settings: Settings, *, check_subscribers: bool = True) -> Project:
+    """Read schedule, articles and (optionally) the whole list; report every problem at once."""
+    from .content import load_article
+    from .schedule import article_refs, load_schedule
+    from .subscribers import read_subscribers
+
+    problems: list[Problem] = []
+    home = settings.home
+    schedule_path = home / "schedule.yaml"
+    schedule = None
+    if not schedule_path.is_file():
+        problems.append(
+            Problem(
+                "schedule.yaml",
+                None,
+                "file not found in " + str(home),
+                "run the command in the group's folder, or pass --dir PATH",
+            )
+        )
+    else:
+        try:
+            schedule = load_schedule(schedule_path)
+        except DataError as err:
+            problems.extend(err.problems)
+    articles: dict[str, Article] = {}
+    if schedule is not None:
+        for slug, line in article_refs(schedule_path):
+            if slug in articles:
+                continue
+            try:
+                articles[slug] = load_article(home / "content", slug, ref_path="schedule.yaml", ref_line=line)
+            except DataError as err:
+                problems.extend(p for p in err.problems if p not in problems)
+    if check_subscribers:
+        if not (home / "subscribers.csv").is_file():
+            problems.append(
+                Problem("subscribers.csv", None, "file not found", "create it with a header row: email,name")
+            )
+        else:
+            try:
+                read_subscribers(home / "subscribers.csv")
+            except DataError as err:
+                problems.extend(err.problems)
+    if settings.sender:
+        from .subscribers import validate_address
+
+        address = parseaddr(settings.sender)[1]
+        try:
+            validate_address(address)
+        except DataError:
+            problems.append(
+                Problem(
+                    ".env",
+                    None,
+                    "NEWSLETTER_FROM is not a valid address",
+                    "write it as NEWSLETTER_FROM=Group name <news@example.org>",
+                )
+            )
+    if problems or schedule is None:
+        raise DataError(problems)
+    return Project(settings, schedule, articles)
+
+
+@dataclass
+class Prepared:
+    """One mailing rendered once, ready to build each member's message."""
+
+    due: Due
+    factory: MessageFactory
+    context: dict[str, Any]
+    renderer: Any
+
+    def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
+        bodies = None
+        if not self.renderer.fast:  # a template uses member values in logic: render this member fully
+            html, text = self.renderer.render_member(self.context, self.factory.member_values(member))
+            bodies = (text, html)
+        return self.factory.build(member, now=now, bodies=bodies)
+
+
+def list_id(schedule: Schedule, sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    slug = re.sub(r"[^a-z0-9]+", "-", schedule.group.name.lower()).strip("-") or "news"
+    return f"{schedule.group.name} <{slug}.{domain}>"
+
+
+def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str, ...] = ()) -> Prepared:
+    from .invite import invitation
+    from .render import MailRenderer, make_environment
+
+    schedule, mailing = project.schedule, due.mailing
+    renderer = MailRenderer(make_environment(project.home / "templates"), mailing.kind)
+    article = project.article_for(mailing.meeting.article)
+    context = mail_context(schedule, mailing, article=article, reply_to=project.reply_to)
+    rendered = renderer.render_once(context)
+    unknown = sorted(
+        s[len("member.") :]
+        for s in rendered.slots
+        if s.startswith("member.") and s[len("member.") :] not in {"name", "email", *columns}
+    )
+    if unknown:
+        raise DataError(
+            [
+                Problem(
+                    "templates/",
+                    None,
+                    f"a template uses member.{name} but subscribers.csv has no column '{name}'",
+                    "add the column or correct the template",
+                )
+                for name in unknown
+            ]
+        )
+    sender_domain = parseaddr(project.sender)[1].rpartition("@")[2] or "localhost"
+    ics = invitation(schedule, mailing.meeting, domain=sender_domain, stamp=now)
+    factory = MessageFactory(
+        rendered=rendered,
+        campaign=mailing.id,
+        sender=project.sender,
+        reply_to=project.reply_to,
+        list_id=list_id(schedule, project.sender),
+        ics=ics,
+        secret=project.secret(),
+        public_url=project.settings.public_url,
+    )
+    return Prepared(due, factory, context, renderer)
+
+
+def transport_for(project: Project, campaign: str) -> Any:
+    from .transport import Outbox, Smtp
+
+    settings = project.settings
+    if settings.smtp is None:
+        return Outbox(settings.outbox, campaign)
+    return Smtp(settings.smtp, timeout=settings.timeout)
+
+
+def send_lock(project: Project, *, wait: float) -> Any:
+    from filelock import FileLock, Timeout
+
+    project.settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(project.settings.state_dir / "send.lock"))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout as err:
+        raise Busy(
+            "another newsletter send or tick is running; this one stops here "
+            "(it will pick up anything left when it runs again)"
+        ) from err
+    return lock
+
+
+def columns_of(project: Project) -> tuple[str, ...]:
+    from .subscribers import read_columns
+
+    return tuple(read_columns(project.subscribers_path))
+
+
+def send(
+    project: Project,
+    due: Due,
+    *,
+    clock: Callable[[], dt.datetime],
+    progress: Progress | None = None,
+    lock_wait: float = 60.0,
+) -> Report:
+    """Send one mailing to every member not yet done (under the send lock), recording each in the ledger."""
+    lock = send_lock(project, wait=lock_wait)
+    try:
+        prepared = prepare(project, due, now=clock(), columns=columns_of(project))
+        with Ledger(project.settings.state_path) as ledger:
+            mailing = due.mailing
+            ledger.open_campaign(
+                mailing.id,
+                meeting=mailing.meeting.key,
+                reminder=mailing.reminder.name,
+                kind=mailing.kind,
+                now=clock(),
+            )
+            report = asyncio.run(
+                deliver(
+                    campaign=mailing.id,
+                    members=project.members(),
+                    build=lambda m: prepared.build(m, now=clock()),
+                    ledger=ledger,
+                    transport=transport_for(project, mailing.id),
+                    clock=clock,
+                    connections=project.settings.connections if project.settings.smtp else 1,
+                    progress=progress,
+                )
+            )
+            counts = ledger.counts(mailing.id)
+            if all(status in {"sent", "failed", "suppressed", "removed"} for status in counts):
+                ledger.set_campaign_state(mailing.id, "done", now=clock())
+        return report
+    finally:
+        lock.release()
+
+
+def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:
+    """One mail to ``address`` exactly as a member gets it; not recorded in the ledger."""
+    from .subscribers import validate_address
+
+    key = validate_address(address)
+    organiser = next((o for o in project.schedule.group.organisers if o.email.lower() == key.lower()), None)
+    member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
+    prepared = prepare(project, due, now=now, columns=columns_of(project))
+    envelope = prepared.build(member, now=now)
+    transport = transport_for(project, f"test/{due.id}")
+
+    async def go() -> Any:
+        conn = await transport.connect()
+        try:
+            return await conn.send(envelope)
+        finally:
+            await conn.close()
+
+    outcome = asyncio.run(go())
+    if outcome.status != "sent":
+        from .errors import DeliveryError
+
+        raise DeliveryError(f"the test mail was not accepted: {outcome.code or ''} {outcome.reply}".strip())
+    return transport.describe()  # type: ignore[no-any-return]

@@ -1,0 +1,246 @@
+"""The `newsletter` command: thin wrappers that resolve settings, call the core, and set the exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import DataError, NewsletterError
+
+log = logging.getLogger("newsletter")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Obj:
+    """What the group options resolve to; settings and files are read lazily, per command."""
+
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
+
+    def settings(self) -> Any:
+        from .config import resolve
+
+        return resolve(self.home)
+
+    def project(self, *, check_subscribers: bool = True) -> Any:
+        from .app import load_project
+
+        return load_project(self.settings(), check_subscribers=check_subscribers)
+
+
+def parse_moment(value: str | None, tz: Any) -> dt.datetime:
+    """``--at``: ISO date and time; without an offset it is the group's local time."""
+    if not value:
+        return _now()
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not a date and time — write e.g. 2026-12-01T09:00") from err
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as err:
+        raise click.BadParameter(
+            f"{value!r} is not a date — write it as YYYY-MM-DD, e.g. 2026-12-08"
+        ) from err
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--dir",
+    "home",
+    type=click.Path(path_type=Path),
+    envvar="NEWSLETTER_HOME",
+    help="The group's folder (default: the current one; or set NEWSLETTER_HOME).",
+)
+@click.option("-v", "--verbose", count=True, help="More detail in the log (-vv for debugging).")
+@click.version_option(package_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, verbose: int) -> None:
+    """Meeting reminders for the group: one private message per member."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    ctx.obj = Obj(home)
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: Obj) -> None:
+    """Validate settings, schedule, subscribers, articles and templates (renders every upcoming mail)."""
+    from .checks import check_all
+
+    for line in check_all(obj.settings(), now=_now()):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--at", "at", metavar="DATETIME", help="Show the state as of this moment (default: now).")
+@click.pass_obj
+def upcoming(obj: Obj, at: str | None) -> None:
+    """The next meetings, each reminder's due time and state."""
+    from .views import upcoming_lines
+
+    project = obj.project(check_subscribers=False)
+    for line in upcoming_lines(project, now=parse_moment(at, project.schedule.group.tz)):
+        click.echo(line)
+
+
+def _pick(project: Any, meeting: str | None, reminder: str | None, now: dt.datetime) -> Any:
+    from .due import find
+
+    day = parse_day(meeting)
+    if reminder and project.schedule.reminder(reminder) is None:
+        names = ", ".join(r.name for r in project.schedule.reminders)
+        raise click.BadParameter(
+            f"no reminder named {reminder!r} in schedule.yaml — use one of: {names}", param_hint="--reminder"
+        )
+    if day and project.schedule.meeting_on(day) is None:
+        raise click.BadParameter(
+            f"no meeting on {day} in schedule.yaml — `newsletter upcoming` lists them", param_hint="--meeting"
+        )
+    due = find(project.schedule, day, reminder, now)
+    if due is None:
+        if day and project.schedule.meeting_on(day).cancelled:
+            raise NewsletterError(f"the meeting on {day} is cancelled in schedule.yaml: no reminder to send")
+        raise NewsletterError("no upcoming meeting with a reminder to send — add meetings to schedule.yaml")
+    return due
+
+
+@cli.command()
+@click.option("--meeting", metavar="DATE", help="The meeting's date, YYYY-MM-DD (default: the next one).")
+@click.option("--reminder", metavar="NAME", help="Which reminder, e.g. week-before (default: the next one).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write to this file (.html, .txt or .eml).")
+@click.option("--text", is_flag=True, help="The plain-text version instead of the HTML.")
+@click.option("--open", "open_", is_flag=True, help="Open the result in the web browser.")
+@click.option("--at", "at", metavar="DATETIME", help="Act as if it were this moment (default: now).")
+@click.pass_obj
+def preview(
+    obj: Obj,
+    meeting: str | None,
+    reminder: str | None,
+    out: Path | None,
+    text: bool,
+    open_: bool,
+    at: str | None,
+) -> None:
+    """Render one mail exactly as a member would get it."""
+    from .views import preview_message
+
+    project = obj.project()
+    now = parse_moment(at, project.schedule.group.tz)
+    due = _pick(project, meeting, reminder, now)
+    path, body = preview_message(project, due, now=now, out=out, text=text)
+    if path is None:
+        click.echo(body, nl=False)
+        return
+    click.echo(f"Preview of {due.id} written to {path}")
+    if open_:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@cli.command()
+@click.option("--meeting", metavar="DATE", help="The meeting's date, YYYY-MM-DD (default: the next one).")
+@click.option("--reminder", metavar="NAME", help="Which reminder, e.g. week-before (default: the next one).")
+@click.option("--to", "to", metavar="ADDRESS", help="Send one test mail to this address only.")
+@click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
+@click.option("--at", "at", metavar="DATETIME", help="Act as if it were this moment (default: now).")
+@click.pass_obj
+def send(
+    obj: Obj, meeting: str | None, reminder: str | None, to: str | None, dry_run: bool, at: str | None
+) -> None:
+    """Send one mailing now; members already delivered are skipped."""
+    from . import app
+
+    project = obj.project()
+    now = parse_moment(at, project.schedule.group.tz)
+    clock = (lambda: now) if at else _now
+    due = _pick(project, meeting, reminder, now)
+    title = f"{due.mailing.meeting.title} ({due.mailing.meeting.key}), {due.mailing.reminder.name} reminder"
+    if to:
+        where = app.send_test(project, due, to, now=now)
+        click.echo(f"Test mail of {title} sent to the given address via {where}.")
+        return
+    if dry_run:
+        from .views import dry_run as build_all
+
+        count, size = build_all(project, due, now=now)
+        click.echo(
+            f"Dry run: built {count} messages of {title} ({size // 1024} KB in all); nothing was sent."
+        )
+        return
+    report = app.send(project, due, clock=clock, progress=_progress())
+    _finish(project, report, title)
+
+
+def _progress() -> Any:
+    from .progress import for_terminal
+
+    return for_terminal()
+
+
+def _finish(project: Any, report: Any, title: str) -> None:
+    from .app import transport_for
+
+    where = transport_for(project, report.campaign).describe()
+    sent = report.counts["sent"]
+    click.echo(
+        f"{title}: sent {sent} of {report.total} members via {where}"
+        + (
+            f" ({report.total - sent - report.problems} already done or unsubscribed)"
+            if report.total - sent - report.problems
+            else ""
+        )
+        + "."
+    )
+    if report.problems:
+        raise _Exit3(
+            f"{report.counts['deferred']} deferred, {report.counts['failed']} failed, "
+            f"{report.counts['ambiguous']} uncertain — see `newsletter status {report.campaign}`; "
+            "run `newsletter send` (or wait for the next tick) to retry the deferred ones"
+        )
+
+
+class _Exit3(NewsletterError):
+    exit_code = 3
+
+
+def main(argv: list[str] | None = None, prog_name: str = "newsletter") -> int:
+    try:
+        cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except DataError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        count = len(exc.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent.", err=True)
+        return 1
+    except NewsletterError as exc:
+        click.echo(f"newsletter: {exc}", err=True)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

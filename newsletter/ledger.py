@@ -1,0 +1,291 @@
+"""The state database: every (mailing, member) attempt, suppressions, and the daily send budget.
+
+SQLite in WAL mode.  A message is claimed (``sending``) and committed before it is handed to the
+server, and recorded ``sent`` only after the server accepted it: after a crash the claimed rows are
+sent again, so nobody is skipped and only messages in flight can arrive twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    id TEXT PRIMARY KEY,
+    meeting TEXT NOT NULL,
+    reminder TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'reminder',
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done', 'skipped', 'closed')),
+    reason TEXT,
+    details TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    campaign TEXT NOT NULL REFERENCES campaigns(id),
+    address TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+        ('pending', 'sending', 'sent', 'deferred', 'failed', 'ambiguous', 'suppressed', 'removed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    code INTEGER,
+    reply TEXT,
+    next_try TEXT,
+    message_id TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (campaign, address)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (campaign, status);
+CREATE TABLE IF NOT EXISTS suppressions (
+    address TEXT PRIMARY KEY,
+    since TEXT NOT NULL,
+    source TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS send_counts (
+    period TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+) WITHOUT ROWID;
+"""
+
+#: States after which a member needs nothing more for that mailing.
+FINAL = frozenset({"sent", "failed", "suppressed", "removed"})
+#: States a send run picks up (``sending`` only when a crash left it: runs hold the send lock).
+RETRYABLE = frozenset({"pending", "sending", "deferred", "ambiguous"})
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    campaign: str
+    address: str
+    status: str
+    attempts: int
+    code: int | None
+    reply: str | None
+    next_try: str | None
+    message_id: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    meeting: str
+    reminder: str
+    kind: str
+    state: str
+    reason: str | None
+    details: str | None
+    created_at: str
+    updated_at: str
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as err:
+            raise ConfigError(
+                f"{path}: cannot open the state database ({err}) — check NEWSLETTER_STATE and "
+                "that the folder is writable"
+            ) from err
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # campaigns ---------------------------------------------------------------------------------
+    def open_campaign(
+        self,
+        cid: str,
+        *,
+        meeting: str,
+        reminder: str,
+        kind: str,
+        now: dt.datetime,
+        details: str | None = None,
+    ) -> Campaign:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO campaigns"
+                " (id, meeting, reminder, kind, details, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (cid, meeting, reminder, kind, details, iso(now), iso(now)),
+            )
+        campaign = self.campaign(cid)
+        assert campaign is not None
+        return campaign
+
+    def campaign(self, cid: str) -> Campaign | None:
+        row = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        return Campaign(*row) if row else None
+
+    def campaigns(self) -> list[Campaign]:
+        return [
+            Campaign(*row) for row in self.db.execute("SELECT * FROM campaigns ORDER BY meeting, created_at")
+        ]
+
+    def set_campaign_state(
+        self, cid: str, state: str, *, now: dt.datetime, reason: str | None = None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, iso(now), cid),
+            )
+
+    # deliveries --------------------------------------------------------------------------------
+    def enqueue(self, cid: str, addresses: Iterable[str], *, now: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries (campaign, address, status, updated_at)"
+                " VALUES (?, ?, 'pending', ?)",
+                ((cid, a, iso(now)) for a in addresses),
+            )
+
+    def statuses(self, cid: str, addresses: list[str]) -> dict[str, Delivery]:
+        out: dict[str, Delivery] = {}
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"SELECT * FROM deliveries WHERE campaign = ? AND address IN ({marks})", (cid, *chunk)
+            ):
+                out[row[1]] = Delivery(*row)
+        return out
+
+    def deliveries(self, cid: str) -> list[Delivery]:
+        return [
+            Delivery(*row)
+            for row in self.db.execute(
+                "SELECT * FROM deliveries WHERE campaign = ? ORDER BY status, address", (cid,)
+            )
+        ]
+
+    def claim(self, cid: str, address: str, *, now: dt.datetime, message_id: str) -> None:
+        """Committed before the message goes out: a crash after this resends it, never skips it."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = ?,"
+                " updated_at = ? WHERE campaign = ? AND address = ?",
+                (message_id, iso(now), cid, address),
+            )
+
+    def record(
+        self,
+        cid: str,
+        address: str,
+        status: str,
+        *,
+        now: dt.datetime,
+        code: int | None = None,
+        reply: str | None = None,
+        next_try: dt.datetime | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, updated_at = ?"
+                " WHERE campaign = ? AND address = ?",
+                (status, code, reply, iso(next_try) if next_try else None, iso(now), cid, address),
+            )
+            if status == "sent":
+                db.execute(
+                    "INSERT INTO send_counts (period, count) VALUES (?, 1)"
+                    " ON CONFLICT (period) DO UPDATE SET count = count + 1",
+                    (now.astimezone(dt.UTC).date().isoformat(),),
+                )
+
+    def mark(
+        self,
+        cid: str,
+        addresses: Iterable[str],
+        status: str,
+        *,
+        now: dt.datetime,
+        only_from: Iterable[str] = ("pending", "deferred", "ambiguous", "sending"),
+    ) -> int:
+        states = tuple(only_from)
+        marks = ",".join("?" * len(states))
+        with self.transaction() as db:
+            return sum(
+                db.execute(
+                    f"UPDATE deliveries SET status = ?, updated_at = ? WHERE campaign = ? AND address = ?"
+                    f" AND status IN ({marks})",
+                    (status, iso(now), cid, a, *states),
+                ).rowcount
+                for a in addresses
+            )
+
+    def counts(self, cid: str) -> dict[str, int]:
+        return dict(
+            self.db.execute(
+                "SELECT status, count(*) FROM deliveries WHERE campaign = ? GROUP BY status", (cid,)
+            ).fetchall()
+        )
+
+    def sent_on(self, day: dt.date) -> int:
+        row = self.db.execute("SELECT count FROM send_counts WHERE period = ?", (day.isoformat(),)).fetchone()
+        return int(row[0]) if row else 0
+
+    # suppressions ------------------------------------------------------------------------------
+    def suppress(self, address: str, *, source: str, now: dt.datetime) -> bool:
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?)", (address.lower(), iso(now), source)
+                ).rowcount
+                > 0
+            )
+
+    def unsuppress(self, address: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM suppressions WHERE address = ?", (address.lower(),)).rowcount > 0
+
+    def suppressed(self) -> dict[str, tuple[str, str]]:
+        return {a: (since, source) for a, since, source in self.db.execute("SELECT * FROM suppressions")}
+
+    # meta --------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

@@ -1,0 +1,50 @@
+"""Signed, opaque per-member values: unsubscribe tokens and Message-IDs never show the address."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+TOKEN_LENGTH = 32  # base64url characters: 192 bits of HMAC-SHA256
+
+
+def _mac(secret: bytes, purpose: str, value: str) -> bytes:
+    return hmac.new(secret, f"{purpose}\0{value}".encode(), hashlib.sha256).digest()
+
+
+def unsubscribe_token(secret: bytes, address_key: str) -> str:
+    """The member's unsubscribe token: an HMAC of the lower-cased address, not the address itself."""
+    return base64.urlsafe_b64encode(_mac(secret, "unsubscribe", address_key)).decode()[:TOKEN_LENGTH]
+
+
+def token_matches(secret: bytes, address_key: str, token: str) -> bool:
+    return hmac.compare_digest(unsubscribe_token(secret, address_key), token)
+
+
+def message_id(secret: bytes, campaign: str, address_key: str, domain: str) -> str:
+    """Stable per (campaign, member), so a message resent after a crash keeps its Message-ID."""
+    digest = base64.b32encode(_mac(secret, "message-id", f"{campaign}\0{address_key}")[:15]).decode().lower()
+    camp = base64.b32encode(_mac(secret, "campaign", campaign)[:5]).decode().lower()
+    return f"<{camp}.{digest}@{domain}>"
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The generated secret kept in the state folder, so a new user needs no `.env`."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32).encode()
+    # O_EXCL: two processes starting at once must not end up with two different secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value + b"\n")
+    return value

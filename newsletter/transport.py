@@ -1,0 +1,180 @@
+"""Where messages go: an SMTP relay through aiosmtplib, or the outbox folder of `.eml` files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .config import SmtpSettings
+from .errors import DeliveryError
+from .message import Envelope
+
+_ADDRESS = re.compile(r"[\w.+%'-]+@[\w.-]+")
+
+
+def redact(text: str) -> str:
+    """Server replies often quote the recipient: keep addresses out of logs and terminal output."""
+    return _ADDRESS.sub("<address>", text)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: sent, deferred (4xx), failed (5xx), ambiguous or dropped."""
+
+    status: str
+    code: int | None = None
+    reply: str = ""
+
+    @property
+    def reconnect(self) -> bool:
+        """The connection is unusable after this (dropped, timed out, or the server said 421)."""
+        return self.status in {"dropped", "ambiguous"} or self.code == 421
+
+
+def classify(code: int, reply: str) -> Outcome:
+    # RFC 5321: 4xx are temporary; 552 (storage exceeded) is to be treated as temporary too.
+    if 400 <= code < 500 or code == 552:
+        return Outcome("deferred", code, reply)
+    return Outcome("failed", code, reply)
+
+
+class Connection(Protocol):
+    async def send(self, envelope: Envelope) -> Outcome: ...
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    def describe(self) -> str: ...
+    async def connect(self) -> Connection: ...
+
+
+class Outbox:
+    """The embedded default: one `.eml` file per message, written atomically."""
+
+    def __init__(self, folder: Path, campaign: str) -> None:
+        self.folder = folder / re.sub(r"[^\w.-]+", "_", campaign)
+
+    def describe(self) -> str:
+        return f"the outbox folder {self.folder}"
+
+    async def connect(self) -> Connection:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def path_for(self, envelope: Envelope) -> Path:
+        # Named after the Message-ID, not the address: a resend overwrites, and names reveal nobody.
+        return self.folder / f"{hashlib.sha256(envelope.message_id.encode()).hexdigest()[:20]}.eml"
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        path = self.path_for(envelope)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(envelope.data)
+        os.replace(tmp, path)
+        return Outcome("sent", 250, "written to the outbox")
+
+    async def close(self) -> None:
+        return None
+
+
+class Smtp:
+    """An SMTP relay. STARTTLS is required when the URL asks for it; certificates are verified."""
+
+    def __init__(
+        self, settings: SmtpSettings, *, timeout: float, tls_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.tls_context = tls_context
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+    async def connect(self) -> Connection:
+        import aiosmtplib
+
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            validate_certs=True,
+            tls_context=self.tls_context,
+            timeout=self.timeout,
+        )
+        try:
+            await client.connect()
+            if s.username:
+                # config refuses credentials on plain SMTP unless the relay is on this machine.
+                if s.security == "plain" and not s.is_loopback:
+                    raise DeliveryError(
+                        "refusing to send the SMTP password unencrypted — use smtp+starttls://"
+                    )
+                await client.login(s.username, s.password)
+        except aiosmtplib.SMTPAuthenticationError as err:
+            await _quit(client)
+            raise DeliveryError(
+                f"{self.describe()} refused the user name or password ({err.code}) — check "
+                "the credentials in SMTP_URL"
+            ) from err
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as err:
+            await _quit(client)
+            raise DeliveryError(
+                f"cannot connect to {self.describe()}: {redact(_reason(err))} — check SMTP_URL, "
+                "and that the server is up; run the command again to resume"
+            ) from err
+        return _SmtpConnection(client)
+
+
+def _reason(err: BaseException) -> str:
+    message = getattr(err, "message", "") or str(err) or type(err).__name__
+    code = getattr(err, "code", None)
+    return f"{code} {message}" if isinstance(code, int) and code > 0 else message
+
+
+async def _quit(client: object) -> None:
+    try:
+        await client.quit()  # type: ignore[attr-defined]
+    except Exception:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+
+
+class _SmtpConnection:
+    def __init__(self, client: object) -> None:
+        self.client = client
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        import aiosmtplib
+
+        client = self.client
+        assert isinstance(client, aiosmtplib.SMTP)
+        stage = "envelope"
+        try:
+            await client.mail(envelope.sender)
+            await client.rcpt(envelope.recipient)
+            stage = "data"
+            response = await client.data(envelope.data)
+            return Outcome("sent", response.code, response.message)
+        except aiosmtplib.SMTPResponseException as err:
+            if err.code < 0:  # aiosmtplib's own code for a connection lost mid-reply
+                return Outcome("ambiguous" if stage == "data" else "dropped", None, err.message)
+            outcome = classify(err.code, err.message)
+            if err.code != 421:
+                try:
+                    await client.rset()
+                except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                    return Outcome(outcome.status, outcome.code, outcome.reply + " (connection lost after)")
+            return outcome
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as err:
+            # Lost after the message was handed over: it may or may not have been delivered.
+            return Outcome("ambiguous" if stage == "data" else "dropped", None, _reason(err))
+
+    async def close(self) -> None:
+        await _quit(self.client)

@@ -1,0 +1,107 @@
+"""What the read-only commands show: upcoming mailings, a preview, a dry run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from .app import Project, prepare
+from .due import Due, reminders_for
+from .ledger import Ledger
+from .mailing import date_text, time_text
+from .model import Subscriber
+
+
+def _ledger(project: Project) -> Ledger | None:
+    # Reading must not create a state database as a side effect.
+    return Ledger(project.settings.state_path) if project.settings.state_path.exists() else None
+
+
+def reminder_state(due: Due, ledger: Ledger | None, now: dt.datetime) -> str:
+    counts = ledger.counts(due.id) if ledger else {}
+    campaign = ledger.campaign(due.id) if ledger else None
+    total = sum(counts.values())
+    if campaign and campaign.state == "skipped":
+        return f"skipped: {campaign.reason}"
+    if counts:
+        sent = counts.get("sent", 0)
+        parts = [f"sent {sent}/{total - counts.get('suppressed', 0) - counts.get('removed', 0)}"]
+        parts += [f"{counts[k]} {k}" for k in ("sending", "deferred", "ambiguous", "failed") if counts.get(k)]
+        return ", ".join(parts)
+    return {"upcoming": "pending", "due": "due now", "closed": "missed (window closed)"}[due.state(now)]
+
+
+def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> list[str]:
+    schedule = project.schedule
+    tz = schedule.group.tz
+    meetings = [m for m in schedule.meetings if m.start(tz) > now][:limit]
+    if not meetings:
+        return ["No upcoming meetings in schedule.yaml."]
+    ledger = _ledger(project)
+    lines = []
+    try:
+        for meeting in meetings:
+            where = f" — {meeting.venue.name}" if meeting.venue.name else ""
+            head = f"{date_text(meeting.date)}, {time_text(meeting.time)}  {meeting.title}{where}"
+            if meeting.cancelled:
+                lines.append(f"{head}  [CANCELLED{': ' + meeting.note if meeting.note else ''}]")
+                continue
+            lines.append(head)
+            for due in reminders_for(schedule, meeting):
+                at = due.at.astimezone(tz)
+                lines.append(
+                    f"    {due.mailing.reminder.name:<12} due {at:%a %Y-%m-%d %H:%M %Z}  "
+                    f"{reminder_state(due, ledger, now)}"
+                )
+    finally:
+        if ledger:
+            ledger.close()
+    return lines
+
+
+def _sample_member(project: Project) -> Subscriber:
+    first = next(iter(project.members()), None)
+    return first or Subscriber(email="member@example.org", name="Member")
+
+
+def _parts(data: bytes) -> tuple[str, str]:
+    msg = message_from_bytes(data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    return (text.get_content() if text else ""), (html.get_content() if html else "")
+
+
+def preview_message(
+    project: Project, due: Due, *, now: dt.datetime, out: Path | None, text: bool
+) -> tuple[Path | None, str]:
+    """Writes the first member's mail (HTML, text, or the whole .eml) and returns where."""
+    from .subscribers import read_columns
+
+    prepared = prepare(project, due, now=now, columns=tuple(read_columns(project.subscribers_path)))
+    envelope = prepared.build(_sample_member(project), now=now)
+    plain, html = _parts(envelope.data)
+    if out is None and text:
+        return None, plain
+    if out is None:
+        out = project.settings.state_dir / "preview" / f"{due.id.replace('/', '_')}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".eml":
+        out.write_bytes(envelope.data)
+    else:
+        out.write_text(plain if text or out.suffix == ".txt" else html, encoding="utf-8")
+    return out, ""
+
+
+def dry_run(project: Project, due: Due, *, now: dt.datetime) -> tuple[int, int]:
+    """Build every member's message, send none: (count, total bytes)."""
+    from .subscribers import read_columns
+
+    prepared = prepare(project, due, now=now, columns=tuple(read_columns(project.subscribers_path)))
+    count = size = 0
+    for member in project.members():
+        size += len(prepared.build(member, now=now).data)
+        count += 1
+    return count, size

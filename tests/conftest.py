@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.cli import main
+
+from .smtpd import Recorder, Server
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ("schedule.yaml", "subscribers.csv", "content", "templates")
+#: A moment before the sample's first reminder (2026-12-01 09:00 New York).
+BEFORE_FIRST = "2026-11-25T10:00"
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Path:
+    """A copy of the shipped sample group in a temporary folder."""
+    target = tmp_path / "group"
+    target.mkdir()
+    for name in SAMPLE:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, target / name)
+        else:
+            shutil.copy(src, target / name)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own settings."""
+    for key in list(os.environ):
+        if key.startswith(("SMTP_", "NEWSLETTER_")):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def smtp() -> Iterator[Server]:
+    with Server(Recorder()) as server:
+        yield server
+
+
+CliRunner = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """Run the real CLI in-process: run(group, "send", ...) → (exit code, stdout, stderr)."""
+
+    def go(home: Path, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--dir", str(home), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return go
