@@ -125,6 +125,12 @@ def _pick(project: Any, meeting: str | None, reminder: str | None, now: dt.datet
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file (.html, .txt or .eml).")
 @click.option("--text", is_flag=True, help="The plain-text version instead of the HTML.")
 @click.option("--open", "open_", is_flag=True, help="Open the result in the web browser.")
+@click.option(
+    "--screenshot", type=click.Path(path_type=Path), help="Save a PNG of the mail as a browser shows it."
+)
+@click.option(
+    "--width", type=int, default=320, show_default=True, help="Screen width for --screenshot, in px."
+)
 @click.option("--at", "at", metavar="DATETIME", help="Act as if it were this moment (default: now).")
 @click.pass_obj
 def preview(
@@ -134,6 +140,8 @@ def preview(
     out: Path | None,
     text: bool,
     open_: bool,
+    screenshot: Path | None,
+    width: int,
     at: str | None,
 ) -> None:
     """Render one mail exactly as a member would get it."""
@@ -147,6 +155,11 @@ def preview(
         click.echo(body, nl=False)
         return
     click.echo(f"Preview of {due.id} written to {path}")
+    if screenshot is not None:
+        from .screenshot import capture
+
+        capture(path, screenshot, width=width)
+        click.echo(f"Screenshot at {width} px wide saved to {screenshot}")
     if open_:
         import webbrowser
 
@@ -217,6 +230,12 @@ def _finish(project: Any, report: Any, title: str) -> None:
 
 class _Exit3(NewsletterError):
     exit_code = 3
+
+
+from .cli_subscribers import serve, subscribers  # noqa: E402  (commands defined beside, kept small)
+
+cli.add_command(subscribers)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "newsletter") -> int:
