@@ -92,8 +92,12 @@ def load_project(settings: Settings, *, check_subscribers: bool = True) -> Proje
         except DataError as err:
             problems.extend(err.problems)
     articles: dict[str, Article] = {}
-    if schedule is not None:
-        for slug, line in article_refs(schedule_path):
+    try:  # articles are checked even when the schedule has mistakes: all problems at once
+        refs = article_refs(schedule_path) if schedule_path.is_file() else []
+    except DataError:
+        refs = []
+    if refs:
+        for slug, line in refs:
             if slug in articles:
                 continue
             try:

@@ -1,0 +1,229 @@
+"""Every organiser mistake: a message naming the file, the line and the fix, exit 1, and no mail sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import BEFORE_FIRST, CliRunner
+from .smtpd import Server
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    file: str  # relative to the group folder
+    old: str  # text replaced ("" appends)
+    new: str
+    expect: str  # a fragment of the message besides the location
+    encoding: str = "utf-8"
+
+
+def line_of(text: str, fragment: str) -> int:
+    first = fragment.strip("\n").split("\n")[0]
+    for number, line in enumerate(text.split("\n"), start=1):
+        if first and first in line:
+            return number
+    raise AssertionError(f"{fragment!r} not in file")
+
+
+CASES = [
+    # subscribers.csv
+    Case("csv-bad-address", "subscribers.csv", "", "not-an-address,Ann\n", "address"),
+    Case("csv-duplicate", "subscribers.csv", "", "LINDA.HARPER@example.org,Linda again\n", "same address"),
+    Case("csv-no-email-column", "subscribers.csv", "email,name,joined", "mail,name,joined", "email"),
+    Case("csv-newline-in-name", "subscribers.csv", "", 'eve@example.org,"Eve\nBcc: x@example.com"\n', "name"),
+    Case(
+        "csv-encoded-newline",
+        "subscribers.csv",
+        "",
+        "eve@example.org,Eve =?UTF-8?Q?=0A?=Bcc: x@example.com\n",
+        "name",
+    ),
+    Case("csv-too-many-cells", "subscribers.csv", "", "ann@example.org,Ann,2020-01-01,extra,cells\n", "cell"),
+    Case("csv-not-utf8", "subscribers.csv", "", "zoe2@example.org,Zoë Two,2021-01-01\n", "UTF-8", "cp1252"),
+    # schedule.yaml
+    Case(
+        "yaml-time-not-hhmm",
+        "schedule.yaml",
+        'time: "18:00"\n    title: Support',
+        "time: 6pm\n    title: Support",
+        "HH:MM",
+    ),
+    Case("yaml-impossible-date", "schedule.yaml", "date: 2026-12-08", "date: 2026-02-30", "date"),
+    Case(
+        "yaml-unknown-timezone",
+        "schedule.yaml",
+        "timezone: America/New_York",
+        "timezone: America/Greenvile",
+        "timezone",
+    ),
+    Case(
+        "yaml-wrong-weekday",
+        "schedule.yaml",
+        "- date: 2026-12-08\n      weekday: Tuesday",
+        "- date: 2026-12-09\n      weekday: Tuesday",
+        "Tuesday",
+    ),
+    Case(
+        "yaml-unknown-key",
+        "schedule.yaml",
+        "      venue:\n        name: Copper",
+        "      venu:\n        name: Copper",
+        "venu",
+    ),
+    Case("yaml-bad-before", "schedule.yaml", "before: 7 days", "before: 7 dayz", "before"),
+    Case(
+        "yaml-reminder-after-meeting",
+        "schedule.yaml",
+        '{name: day-before, before: 1 day, at: "09:00"}',
+        '{name: day-before, before: 0 days, at: "20:00"}',
+        "after",
+    ),
+    Case(
+        "yaml-missing-article",
+        "schedule.yaml",
+        "article: second-opinion",
+        "article: second-opinon",
+        "article",
+    ),
+    Case(
+        "yaml-syntax",
+        "schedule.yaml",
+        "  timezone: America/New_York",
+        "  timezone: America: New_York",
+        "YAML",
+    ),
+    Case(
+        "yaml-bad-sender",
+        "schedule.yaml",
+        "sender: Women's Cancer Support Group <news@example.org>",
+        "sender: news at example.org",
+        "sender",
+    ),
+    Case("yaml-bad-month", "schedule.yaml", "months: [February,", "months: [Febuary,", "Febuary"),
+    # content/articles
+    Case("article-no-title", "content/articles/second-opinion.md", "title: Tips", "titel: Tips", "title"),
+    Case(
+        "article-bad-date",
+        "content/articles/second-opinion.md",
+        "date: 2013-10-12",
+        "date: 12 October 2013",
+        "date",
+    ),
+    # templates
+    Case(
+        "template-unknown-variable",
+        "templates/partials/meeting.html",
+        "{{ meeting.date_text }}<br>",
+        "{{ meeting.date_txt }}<br>",
+        "date_txt",
+    ),
+    Case(
+        "template-syntax",
+        "templates/reminder.txt",
+        "",
+        "{% if meeting.cancelled %}\nnever closed\n",
+        "template",
+    ),
+]
+
+
+def apply(group: Path, case: Case) -> int:
+    path = group / case.file
+    text = path.read_text(encoding="utf-8")
+    if case.old:
+        assert case.old in text, case.id
+        text = text.replace(case.old, case.new, 1)
+        path.write_bytes(text.encode(case.encoding))
+    else:  # an appended row, in the case's encoding (the rest stays as it was)
+        path.write_bytes(text.encode("utf-8") + case.new.encode(case.encoding))
+        text = text + case.new
+    return line_of(text, case.new)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_mistake_is_named_and_nothing_is_sent(
+    case: Case, group: Path, smtp: Server, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = apply(group, case)
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST)
+    assert code == 1, (out, err)
+    assert smtp.messages == []
+    assert "nothing was sent" in err
+    assert case.expect.lower() in err.lower(), err
+    if case.id == "template-syntax":  # an unclosed block is reported where the file ends
+        assert f"{case.file}:" in err, err
+    else:
+        assert f"{case.file}:{line}:" in err, err
+    assert " — " in err  # every message carries a hint after the dash
+    # The same problems from `check`, and nobody's address in any of it.
+    code, out, check_err = run(group, "check")
+    assert code == 1
+    assert f"{case.file}:" in check_err
+    for address in ("linda.harper@example.org", "eve@example.org", "ann@example.org", "x@example.com"):
+        assert address not in err.lower() and address not in check_err.lower()
+
+
+def test_several_mistakes_are_reported_at_once(group: Path, run: CliRunner) -> None:
+    apply(group, CASES[0])
+    apply(group, CASES[7])
+    apply(group, CASES[18])
+    code, out, err = run(group, "check")
+    assert code == 1
+    assert (
+        "subscribers.csv:" in err and "schedule.yaml:" in err and "content/articles/second-opinion.md:" in err
+    )
+    assert "3 problems found" in err
+
+
+SETTINGS: list[tuple[str, str, str]] = [
+    ("SMTP_URL", "smtpx://mail.example.org", "unknown scheme"),
+    ("SMTP_URL", "smtp://user:hunter2secret@mail.example.org:25", "unencrypted"),
+    ("SMTP_URL", "smtp+starttls://mail.example.org:port", "port"),
+    ("SMTP_CONNECTIONS", "four", "SMTP_CONNECTIONS"),
+    ("SMTP_TIMEOUT", "-3", "SMTP_TIMEOUT"),
+    ("NEWSLETTER_PUBLIC_URL", "news.example.org", "NEWSLETTER_PUBLIC_URL"),
+    ("NEWSLETTER_SECRET", "short", "NEWSLETTER_SECRET"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expect"), SETTINGS, ids=[f"{n}={v}" for n, v, _ in SETTINGS])
+def test_bad_setting_says_which_and_sends_nothing(
+    name: str,
+    value: str,
+    expect: str,
+    group: Path,
+    smtp: Server,
+    run: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(name, value)
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST)
+    assert code == 1, err
+    assert expect in err
+    assert "hunter2secret" not in err + out
+    assert smtp.messages == [] and not (group / "outbox").exists()
+
+
+def test_bad_env_file_line_is_named(group: Path, run: CliRunner) -> None:
+    (group / ".env").write_text("SMTP_CONNECTIONS=2\nthis is not a setting\n", encoding="utf-8")
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST)
+    assert code == 1
+    assert ".env:2:" in err
+    assert not (group / "outbox").exists()
+
+
+def test_env_file_is_read_and_environment_wins(
+    group: Path, run: CliRunner, smtp: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (group / ".env").write_text(
+        "SMTP_URL=smtp://127.0.0.1:1\nNEWSLETTER_OUTBOX=elsewhere\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST)
+    assert code == 0, err
+    assert len(smtp.messages) == 5
