@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -235,9 +236,14 @@ def send(
     clock: Callable[[], dt.datetime],
     progress: Progress | None = None,
     lock_wait: float = 60.0,
+    lock: bool = True,
+    stop: threading.Event | None = None,
 ) -> Report:
-    """Send one mailing to every member not yet done (under the send lock), recording each in the ledger."""
-    lock = send_lock(project, wait=lock_wait)
+    """Send one mailing to every member not yet done (under the send lock), recording each in the ledger.
+
+    ``lock=False`` when the caller (tick) already holds the send lock.
+    """
+    held = send_lock(project, wait=lock_wait) if lock else None
     try:
         prepared = prepare(project, due, now=clock(), columns=columns_of(project))
         with Ledger(project.settings.state_path) as ledger:
@@ -259,6 +265,7 @@ def send(
                     clock=clock,
                     connections=project.settings.connections if project.settings.smtp else 1,
                     progress=progress,
+                    stop=stop,
                 )
             )
             counts = ledger.counts(mailing.id)
@@ -266,7 +273,8 @@ def send(
                 ledger.set_campaign_state(mailing.id, "done", now=clock())
         return report
     finally:
-        lock.release()
+        if held is not None:
+            held.release()
 
 
 def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:

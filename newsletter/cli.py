@@ -232,6 +232,55 @@ class _Exit3(NewsletterError):
     exit_code = 3
 
 
+@cli.command()
+@click.option("--at", "at", metavar="DATETIME", help="Act as if it were this moment: what would go out then.")
+@click.pass_obj
+def tick(obj: Obj, at: str | None) -> None:
+    """Send every reminder that is due and not yet delivered, then exit (for cron)."""
+    from .app import Busy
+    from .scheduler import tick as run_tick
+
+    project = obj.project(check_subscribers=False)
+    now = parse_moment(at, project.schedule.group.tz)
+    try:
+        report = run_tick(project, now=now, clock=(lambda: now) if at else _now, progress_factory=_progress)
+    except Busy as busy:
+        click.echo(f"newsletter: {busy}")
+        return
+    for line in report.lines:
+        click.echo(line)
+    if report.problems:
+        raise _Exit3(
+            f"{report.problems} member(s) deferred or failed — see `newsletter status`; the next tick "
+            "retries the deferred ones while the reminder's window is open"
+        )
+
+
+@cli.command("run")
+@click.option(
+    "--poll", default=30.0, show_default=True, help="Seconds between checks of schedule.yaml for edits."
+)
+@click.option("--retry", default=300.0, show_default=True, help="Seconds between catch-up/retry ticks.")
+@click.pass_obj
+def run_cmd(obj: Obj, poll: float, retry: float) -> None:
+    """The daemon: sends each reminder when due, catches up after downtime, stops cleanly on SIGTERM."""
+    from .scheduler import run_daemon
+
+    obj.project()  # refuse to start on a broken folder: the message says what to fix
+    run_daemon(lambda: obj.project(check_subscribers=False), poll=poll, retry=retry)
+
+
+@cli.command()
+@click.argument("mailing", required=False)
+@click.pass_obj
+def status(obj: Obj, mailing: str | None) -> None:
+    """Who got what: sent, deferred (next try), failed (server's reply), suppressed."""
+    from .views import status_lines
+
+    for line in status_lines(obj.settings(), mailing):
+        click.echo(line)
+
+
 from .cli_subscribers import serve, subscribers  # noqa: E402  (commands defined beside, kept small)
 
 cli.add_command(subscribers)

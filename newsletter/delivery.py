@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ async def deliver(
     connections: int = 4,
     progress: Progress | None = None,
     throttle: Callable[[], Iterator[float]] | None = None,
+    stop: threading.Event | None = None,
 ) -> Report:
     """Send one mailing to every member the ledger does not already count as done.
 
@@ -99,6 +101,8 @@ async def deliver(
                     report.counts["deferred"] += 1
                     progress.advance("deferred")
                     continue
+                if stop is not None and stop.is_set():  # SIGTERM: finish what is in flight, queue no more
+                    return
                 await queue.put(build(member))
 
     async def consume() -> None:

@@ -16,13 +16,9 @@ def local_instant(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
     A time skipped in spring (02:30 on the change day) is taken as the instant the clock jumps past
     it; a time repeated in autumn is taken at its first occurrence (fold=0). Either way: exactly one.
     """
-    naive = dt.datetime.combine(day, at)
-    first = naive.replace(tzinfo=tz, fold=0)
-    roundtrip = first.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None)
-    if roundtrip != naive:  # nonexistent local time: move forward by the gap
-        later = naive.replace(tzinfo=tz, fold=1)
-        return later.astimezone(dt.UTC).astimezone(tz)
-    return first
+    # fold=0 reads a skipped time with the offset before the change (02:30 EST = 03:30 EDT) and a
+    # repeated one as its first occurrence; the round trip through UTC makes it a real local time.
+    return dt.datetime.combine(day, at, tzinfo=tz).astimezone(dt.UTC).astimezone(tz)
 
 
 @dataclass(frozen=True)

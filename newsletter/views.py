@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from .app import Project, prepare
+from .config import Settings
+from .errors import NewsletterError
 from .due import Due, reminders_for
 from .ledger import Ledger
 from .mailing import date_text, time_text
@@ -105,3 +107,39 @@ def dry_run(project: Project, due: Due, *, now: dt.datetime) -> tuple[int, int]:
         size += len(prepared.build(member, now=now).data)
         count += 1
     return count, size
+
+
+def status_lines(settings: Settings, campaign: str | None) -> list[str]:
+    """`newsletter status`: every mailing with counts, or one mailing member by member."""
+    if not settings.state_path.exists():
+        return ["Nothing sent yet (no state database)."]
+    with Ledger(settings.state_path) as ledger:
+        if campaign is None:
+            lines = []
+            for c in ledger.campaigns():
+                counts = ledger.counts(c.id)
+                summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no members"
+                reason = f" — {c.reason}" if c.reason else ""
+                lines.append(f"{c.id:<28} {c.state:<8} {summary}{reason}")
+            return lines or ["Nothing sent yet."]
+        found = ledger.campaign(campaign)
+        if found is None:
+            known = ", ".join(c.id for c in ledger.campaigns()[-5:]) or "none yet"
+            raise NewsletterError(
+                f"no mailing {campaign!r} — `newsletter status` lists them (recent: {known})"
+            )
+        lines = [f"{found.id}: {found.state}" + (f" — {found.reason}" if found.reason else "")]
+        for d in ledger.deliveries(campaign):
+            detail = ""
+            if d.status in {"deferred", "ambiguous"} and d.next_try:
+                detail = f"next try {d.next_try}"
+            if d.reply and d.status != "sent":
+                detail = f"{detail}; " if detail else ""
+                detail += f"server said: {d.code or ''} {d.reply}".strip()
+            lines.append(f"  {d.status:<10} {d.address}  (tries: {d.attempts}) {detail}".rstrip())
+        suppressed = ledger.suppressed()
+        if suppressed:
+            lines.append(
+                f"  {len(suppressed)} address(es) unsubscribed; `newsletter subscribers list` shows them"
+            )
+        return lines

@@ -39,6 +39,9 @@ class Recorder:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if self.rcpt_hook is not None and (reply := self.rcpt_hook(address)):
+            if reply == "DROP":  # the connection goes away mid-transaction
+                server.transport.abort()
+                return "451 gone"
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -48,6 +51,9 @@ class Recorder:
             reply = self.data_hook(self, server, envelope)
             if asyncio.iscoroutine(reply):
                 reply = await reply
+            if reply == "DROP":  # the message arrived, the reply never leaves: the client cannot know
+                server.transport.abort()
+                return "451 gone"
             if reply:
                 return str(reply)
         data = envelope.original_content or envelope.content

@@ -1,0 +1,247 @@
+"""`tick` (cron) and `run` (the daemon): send what is due, once, and say what was missed.
+
+The decisions are pure (``due``); this module does the I/O around them. Both entry points take the
+send lock, so cron and the daemon (or two crons) never send the same mailing at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .app import Busy, Project
+from .due import Due, plan
+from .ledger import FINAL, Ledger
+
+log = logging.getLogger("newsletter.scheduler")
+
+#: A window that closed longer ago than this, with nothing in the ledger, is history, not news.
+LOOKBACK = dt.timedelta(days=14)
+
+
+@dataclass
+class TickReport:
+    sent: int = 0
+    problems: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+def _ledger(project: Project) -> Ledger:
+    return Ledger(project.settings.state_path)
+
+
+def close_window(project: Project, ledger: Ledger, due: Due, *, now: dt.datetime) -> str | None:
+    """The reminder's window has closed: record it as skipped or closed, tell the organisers once."""
+    campaign = ledger.campaign(due.id)
+    if campaign is not None and campaign.state in {"done", "skipped", "closed"}:
+        return None
+    mailing = due.mailing
+    if campaign is None:
+        if now - due.until > LOOKBACK:
+            return None
+        ledger.open_campaign(
+            due.id, meeting=mailing.meeting.key, reminder=mailing.reminder.name, kind=mailing.kind, now=now
+        )
+        reason = (
+            f"not sent: its window closed at {due.until:%Y-%m-%d %H:%M %Z} before a send ran "
+            "(was the machine or the daemon off?); a late reminder would be wrong"
+        )
+        ledger.set_campaign_state(due.id, "skipped", now=now, reason=reason)
+        message = f"{due.id}: skipped — {reason}"
+    else:
+        counts = ledger.counts(due.id)
+        left = sum(n for status, n in counts.items() if status not in FINAL)
+        if not left:
+            ledger.set_campaign_state(due.id, "done", now=now)
+            return None
+        reason = f"window closed with {left} member(s) not reached; see `newsletter status {due.id}`"
+        ledger.set_campaign_state(due.id, "closed", now=now, reason=reason)
+        message = f"{due.id}: {reason}"
+    log.warning("%s", message)
+    notify_organisers(project, due, message, now=now)
+    return message
+
+
+def notify_organisers(project: Project, due: Due, text: str, *, now: dt.datetime) -> None:
+    """A short mail to the organisers: counts and where to look, never members' addresses."""
+    import asyncio
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid, parseaddr
+
+    from .message import Envelope, check_header_value
+    from .transport import redact
+
+    sender = parseaddr(project.sender)[1]
+    for organiser in project.schedule.group.organisers:
+        if not organiser.email:
+            continue
+        msg = EmailMessage()
+        msg["From"] = project.sender
+        msg["To"] = organiser.email
+        msg["Subject"] = check_header_value(
+            "Subject",
+            f"Newsletter: {due.mailing.meeting.title} {due.mailing.reminder.name} reminder needs a look",
+        )
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(
+            f"Hello {organiser.name},\n\n{redact(text)}\n\nRun `newsletter status {due.id}` on the "
+            "server to see who was not reached and why.\n"
+        )
+        envelope = Envelope(
+            sender, organiser.email, bytes(msg), str(msg["Message-ID"]), organiser.email.lower()
+        )
+        from .app import transport_for
+
+        transport = transport_for(project, f"organisers/{due.id}")
+
+        async def go(t: object = transport, e: Envelope = envelope) -> None:
+            conn = await t.connect()  # type: ignore[attr-defined]
+            try:
+                await conn.send(e)
+            finally:
+                await conn.close()
+
+        try:
+            asyncio.run(go())
+        except Exception as err:  # telling the organisers must never stop the sending
+            log.error("could not notify an organiser: %s", redact(str(err)))
+
+
+def tick(
+    project: Project,
+    *,
+    now: dt.datetime,
+    clock: Callable[[], dt.datetime],
+    progress_factory: Callable[[], object] | None = None,
+    stop: threading.Event | None = None,
+) -> TickReport:
+    """Send every reminder that is due and not yet delivered; close the windows that ended."""
+    from .app import send, send_lock
+
+    report = TickReport()
+    lock = send_lock(project, wait=0)  # cron every few minutes: if one is running, this one is not needed
+    try:
+        with _ledger(project) as ledger:
+            for due in plan(project.schedule):
+                state = due.state(now)
+                if state == "closed":
+                    if (line := close_window(project, ledger, due, now=now)) is not None:
+                        report.lines.append(line)
+                    continue
+                if state != "due":
+                    continue
+                campaign = ledger.campaign(due.id)
+                if campaign is not None and campaign.state in {"done", "skipped", "closed"}:
+                    continue
+                if stop is not None and stop.is_set():
+                    break
+                result = send(
+                    project,
+                    due,
+                    clock=clock,
+                    lock=False,
+                    progress=progress_factory() if progress_factory else None,
+                    stop=stop,
+                )  # type: ignore[arg-type]
+                counts = ledger.counts(due.id)
+                left = {k: v for k, v in counts.items() if k not in {"sent", "suppressed", "removed"}}
+                line = (
+                    f"{due.id}: sent {result.counts['sent']} now, {counts.get('sent', 0)}/{result.total} in all"
+                    + (", " + ", ".join(f"{v} {k}" for k, v in sorted(left.items())) if left else "")
+                )
+                log.info("%s", line)
+                report.lines.append(line)
+                report.sent += result.counts["sent"]
+                report.problems += sum(left.values())
+    finally:
+        lock.release()
+    return report
+
+
+def run_daemon(obj_settings: Callable[[], Project], *, poll: float = 30.0, retry: float = 300.0) -> int:
+    """APScheduler jobs at each due time, a catch-up tick at start and every few minutes, reload on edit."""
+    import signal
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.date import DateTrigger
+
+    from .errors import DataError
+
+    stop = threading.Event()
+    state: dict[str, object] = {"project": obj_settings(), "mtime": None}
+    scheduler = BackgroundScheduler(
+        timezone=dt.UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def do_tick() -> None:
+        project = state["project"]
+        assert isinstance(project, Project)
+        try:
+            result = tick(project, now=now(), clock=now, stop=stop)
+            for line in result.lines:
+                log.warning("%s", line)
+        except Busy:
+            log.info("another send is running; skipping this tick")
+        except Exception:
+            log.exception("tick failed; will try again at the next one")
+
+    def reschedule() -> None:
+        project = state["project"]
+        assert isinstance(project, Project)
+        for job in scheduler.get_jobs():
+            if job.id.startswith("due:"):
+                job.remove()
+        for due in plan(project.schedule):
+            if due.at > now():
+                # misfire_grace_time=None: a job that fires late (suspend, busy) still runs; tick
+                # itself decides whether the reminder's window is still open.
+                scheduler.add_job(
+                    do_tick, DateTrigger(run_date=due.at), id=f"due:{due.id}", replace_existing=True
+                )
+
+    def watch() -> None:
+        path = state["project"].home / "schedule.yaml"  # type: ignore[attr-defined]
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        if mtime == state["mtime"]:
+            return
+        first = state["mtime"] is None
+        state["mtime"] = mtime
+        if first:
+            return
+        try:
+            state["project"] = obj_settings()
+        except DataError as err:
+            log.error("schedule.yaml changed but has mistakes; keeping the last good schedule:\n%s", err)
+            return
+        log.warning("schedule.yaml changed: reminders rescheduled")
+        reschedule()
+        do_tick()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.warning("stopping (signal %d): finishing the message in flight", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watch()
+    reschedule()
+    scheduler.add_job(do_tick, "interval", seconds=retry, id="retry")
+    scheduler.add_job(watch, "interval", seconds=poll, id="watch")
+    scheduler.start()
+    log.warning("newsletter daemon started: %d reminders scheduled", len(scheduler.get_jobs()) - 2)
+    scheduler.add_job(do_tick, id="catch-up")  # whatever fell due while it was down
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    log.warning("newsletter daemon stopped")
+    return 0
