@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .app import Busy, Project
+from .delivery import Progress
 from .due import Due, plan
 from .ledger import FINAL, Ledger
 
@@ -117,7 +118,7 @@ def tick(
     *,
     now: dt.datetime,
     clock: Callable[[], dt.datetime],
-    progress_factory: Callable[[], object] | None = None,
+    progress_factory: Callable[[], Progress] | None = None,
     stop: threading.Event | None = None,
 ) -> TickReport:
     """Send every reminder that is due and not yet delivered; close the windows that ended."""
@@ -147,11 +148,12 @@ def tick(
                     lock=False,
                     progress=progress_factory() if progress_factory else None,
                     stop=stop,
-                )  # type: ignore[arg-type]
+                )
                 counts = ledger.counts(due.id)
                 left = {k: v for k, v in counts.items() if k not in {"sent", "suppressed", "removed"}}
                 line = (
-                    f"{due.id}: sent {result.counts['sent']} now, {counts.get('sent', 0)}/{result.total} in all"
+                    f"{due.id}: sent {result.counts['sent']} now, "
+                    f"{counts.get('sent', 0)}/{result.total} in all"
                     + (", " + ", ".join(f"{v} {k}" for k, v in sorted(left.items())) if left else "")
                 )
                 log.info("%s", line)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .app import Project, prepare
 from .config import Settings
-from .errors import NewsletterError
 from .due import Due, reminders_for
+from .errors import NewsletterError
 from .ledger import Ledger
 from .mailing import date_text, time_text
 from .model import Subscriber
