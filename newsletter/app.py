@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import re
@@ -11,16 +10,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
-from .delivery import Progress, Report, deliver
 from .due import Due
 from .errors import DataError, NewsletterError, Problem
-from .ledger import Ledger
-from .mailing import mail_context
-from .message import Envelope, MessageFactory
 from .model import Article, Schedule, Subscriber
+
+if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
+    from .delivery import Progress, Report
+    from .message import Envelope, MessageFactory
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +59,10 @@ class Project:
 
     def article_for(self, slug: str | None) -> Article | None:
         slug = slug or self.schedule.article
+        if slug and slug not in self.articles:  # loaded on demand when the project was read lightly
+            from .content import load_article
+
+            self.articles[slug] = load_article(self.home / "content", slug)
         return self.articles.get(slug) if slug else None
 
     def members(self) -> Iterator[Subscriber]:
@@ -68,9 +71,13 @@ class Project:
         return iter_subscribers(self.subscribers_path)
 
 
-def load_project(settings: Settings, *, check_subscribers: bool = True) -> Project:
-    """Read schedule, articles and (optionally) the whole list; report every problem at once."""
-    from .content import load_article
+def load_project(
+    settings: Settings, *, check_subscribers: bool = True, check_articles: bool = True
+) -> Project:
+    """Read schedule, articles and (optionally) the whole list; report every problem at once.
+
+    ``check_articles=False`` (a tick with maybe nothing to do) defers the articles to first use.
+    """
     from .schedule import article_refs, load_schedule
     from .subscribers import read_subscribers
 
@@ -94,10 +101,12 @@ def load_project(settings: Settings, *, check_subscribers: bool = True) -> Proje
             problems.extend(err.problems)
     articles: dict[str, Article] = {}
     try:  # articles are checked even when the schedule has mistakes: all problems at once
-        refs = article_refs(schedule_path) if schedule_path.is_file() else []
+        refs = article_refs(schedule_path) if schedule_path.is_file() and check_articles else []
     except DataError:
         refs = []
     if refs:
+        from .content import load_article
+
         for slug, line in refs:
             if slug in articles:
                 continue
@@ -160,6 +169,8 @@ def list_id(schedule: Schedule, sender: str) -> str:
 
 def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str, ...] = ()) -> Prepared:
     from .invite import invitation
+    from .mailing import mail_context
+    from .message import MessageFactory
     from .render import MailRenderer, make_environment
 
     schedule, mailing = project.schedule, due.mailing
@@ -243,6 +254,11 @@ def send(
 
     ``lock=False`` when the caller (tick) already holds the send lock.
     """
+    import asyncio
+
+    from .delivery import deliver
+    from .ledger import Ledger
+
     held = send_lock(project, wait=lock_wait) if lock else None
     try:
         prepared = prepare(project, due, now=clock(), columns=columns_of(project))
@@ -279,6 +295,8 @@ def send(
 
 def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:
     """One mail to ``address`` exactly as a member gets it; not recorded in the ledger."""
+    import asyncio
+
     from .subscribers import validate_address
 
     key = validate_address(address)

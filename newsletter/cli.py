@@ -30,10 +30,12 @@ class Obj:
 
         return resolve(self.home)
 
-    def project(self, *, check_subscribers: bool = True) -> Any:
+    def project(self, *, check_subscribers: bool = True, check_articles: bool = True) -> Any:
         from .app import load_project
 
-        return load_project(self.settings(), check_subscribers=check_subscribers)
+        return load_project(
+            self.settings(), check_subscribers=check_subscribers, check_articles=check_articles
+        )
 
 
 def parse_moment(value: str | None, tz: Any) -> dt.datetime:
@@ -240,7 +242,7 @@ def tick(obj: Obj, at: str | None) -> None:
     from .app import Busy
     from .scheduler import tick as run_tick
 
-    project = obj.project(check_subscribers=False)
+    project = obj.project(check_subscribers=False, check_articles=False)
     now = parse_moment(at, project.schedule.group.tz)
     try:
         report = run_tick(project, now=now, clock=(lambda: now) if at else _now, progress_factory=_progress)

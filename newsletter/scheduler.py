@@ -11,11 +11,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .app import Busy, Project
-from .delivery import Progress
 from .due import Due, plan
 from .ledger import FINAL, Ledger
+
+if TYPE_CHECKING:
+    from .delivery import Progress
 
 log = logging.getLogger("newsletter.scheduler")
 
