@@ -50,7 +50,8 @@ class Project:
 
     @property
     def reply_to(self) -> str:
-        return self.settings.reply_to or self.schedule.group.reply_to or parseaddr(self.sender)[1]
+        # The bare address: it goes into mailto: links and the Reply-To header's address part.
+        return parseaddr(self.settings.reply_to or self.schedule.group.reply_to or self.sender)[1]
 
     def secret(self) -> bytes:
         from .tokens import load_or_create_secret
@@ -155,8 +156,13 @@ class Prepared:
 
     def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
         bodies = None
-        if not self.renderer.fast:  # a template uses member values in logic: render this member fully
-            html, text = self.renderer.render_member(self.context, self.factory.member_values(member))
+        values = self.factory.member_values(member)
+        # A template using member values in logic, or a value the HTML serialiser would rewrite
+        # inside an attribute: render this member fully (slower, same result).
+        if not self.renderer.fast or not self.factory.rendered.fills_exactly(
+            self.factory.rendered.values(values)
+        ):
+            html, text = self.renderer.render_member(self.context, values)
             bodies = (text, html)
         return self.factory.build(member, now=now, bodies=bodies)
 

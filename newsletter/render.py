@@ -28,6 +28,7 @@ MEMBER_NAMES = frozenset({"member", "greeting", "unsubscribe_url"})
 _TEXT_SUFFIXES = (".txt", ".css", ".ics")
 _MARKER = "NLSLOT{:03d}QZX"
 _MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
+_ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -98,6 +99,15 @@ class Body:
                 out.append(_escape_like_lxml(values[seg.index], seg.attr) if self.html else values[seg.index])
         return "".join(out)
 
+    def attr_slots(self) -> set[int]:
+        return {
+            seg.index
+            for line in self.lines
+            if not isinstance(line, str)
+            for seg in line
+            if isinstance(seg, Slot) and seg.attr
+        }
+
     def text(self, values: tuple[str, ...]) -> str:
         return "\n".join(line if isinstance(line, str) else self.fill(line, values) for line in self.lines)
 
@@ -163,6 +173,12 @@ class RenderedMailing:
 
     def values(self, member: MemberValues) -> tuple[str, ...]:
         return tuple(member.get(slot) for slot in self.slots)
+
+    def fills_exactly(self, values: tuple[str, ...]) -> bool:
+        """Whether filling in gives what a full render would: inside attributes, libxml2 rewrites
+        spaces, non-ASCII, quotes and ``&`` (URI-escaping, quote switching), so such a value takes the
+        full per-member render instead. URLs and plain addresses, the usual attribute values, pass."""
+        return all(_ATTR_SAFE.fullmatch(values[i]) for i in self.html.attr_slots())
 
 
 @dataclass(frozen=True)
