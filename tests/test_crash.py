@@ -38,8 +38,12 @@ def slow(delay: float) -> Recorder:
 def newsletter(group: Path, smtp: Server, *args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "NEWSLETTER_"))}
     env.update(SMTP_URL=smtp.url, SMTP_CONNECTIONS=str(CONNECTIONS))
-    return subprocess.Popen([sys.executable, "-m", "newsletter", "--dir", str(group), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--dir", str(group), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(condition: Any, timeout: float = 30.0) -> None:
@@ -94,7 +98,8 @@ def test_daemon_catches_up_on_start_and_stops_cleanly_on_sigterm(group: Path) ->
     start = schedule.index("meetings:")
     schedule = schedule[:start] + (
         "meetings:\n  dates:\n"
-        f"    - {{date: {meeting.isoformat()}, time: '23:30', title: Catch-up meeting, venue: {{name: Room 1}}}}\n"
+        f"    - {{date: {meeting.isoformat()}, time: '23:30', title: Catch-up meeting,"
+        " venue: {name: Room 1}}\n"
     )
     (group / "schedule.yaml").write_text(schedule, encoding="utf-8")
     with Server(Recorder()) as smtp:
