@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -20,6 +21,7 @@ from .model import Article, Schedule, Subscriber
 if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
     from .delivery import Progress, Report
     from .message import Envelope, MessageFactory
+    from .signing import DkimSigner
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,15 @@ class Project:
         from .tokens import load_or_create_secret
 
         return self.settings.secret or load_or_create_secret(self.settings.secret_path)
+
+    def dkim_signer(self) -> DkimSigner | None:
+        """The DKIM signer when NEWSLETTER_DKIM_KEY is set; a key that cannot be used is a ConfigError."""
+        if self.settings.dkim_key is None:
+            return None
+        from .signing import DkimSigner
+
+        domain = parseaddr(self.sender)[1].rpartition("@")[2]
+        return DkimSigner(self.settings.dkim_key, self.settings.dkim_selector, domain)
 
     def article_for(self, slug: str | None) -> Article | None:
         slug = slug or self.schedule.article
@@ -153,6 +164,7 @@ class Prepared:
     factory: MessageFactory
     context: dict[str, Any]
     renderer: Any
+    signer: DkimSigner | None = None
 
     def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
         bodies = None
@@ -164,7 +176,11 @@ class Prepared:
         ):
             html, text = self.renderer.render_member(self.context, values)
             bodies = (text, html)
-        return self.factory.build(member, now=now, bodies=bodies)
+        envelope = self.factory.build(member, now=now, bodies=bodies)
+        if self.signer is None:
+            return envelope
+        # Signed last, over the finished headers (List-Unsubscribe included).
+        return dataclasses.replace(envelope, data=self.signer.sign(envelope.data))
 
 
 def list_id(schedule: Schedule, sender: str) -> str:
@@ -213,7 +229,7 @@ def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str,
         secret=project.secret(),
         public_url=project.settings.public_url,
     )
-    return Prepared(due, factory, context, renderer)
+    return Prepared(due, factory, context, renderer, project.dkim_signer())
 
 
 def transport_for(project: Project, campaign: str) -> Any:

@@ -28,6 +28,13 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
     if problems:
         raise DataError(problems)
     upcoming = [m for m in project.schedule.meetings if m.start(project.schedule.group.tz) > now]
+    signer = project.dkim_signer()
+    dkim = (
+        f"DKIM: signing as d={signer.domain} s={signer.selector}; publish TXT {signer.dns_name}: "
+        f"{signer.dns_record()}"
+        if signer
+        else "DKIM: not signing (NEWSLETTER_DKIM_KEY not set)"
+    )
     where = (
         settings.smtp.describe()
         if settings.smtp
@@ -40,5 +47,6 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         f"content: {len(project.articles)} article(s)",
         f"templates: {rendered} upcoming mails render",
         f"mail goes to {where}",
+        dkim,
         "All good.",
     ]

@@ -69,6 +69,8 @@ class Settings:
     connections: int
     rate_limit: str
     timeout: float
+    dkim_key: Path | None = None  # PEM private key; None: messages are not DKIM-signed
+    dkim_selector: str = "newsletter"
 
     @property
     def state_dir(self) -> Path:
@@ -181,4 +183,6 @@ def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) 
         connections=int(_positive(env, "SMTP_CONNECTIONS", 4, integer=True)),
         rate_limit=env.get("SMTP_RATE_LIMIT", "").strip(),
         timeout=_positive(env, "SMTP_TIMEOUT", 30.0, integer=False),
+        dkim_key=path("NEWSLETTER_DKIM_KEY", "") if env.get("NEWSLETTER_DKIM_KEY", "").strip() else None,
+        dkim_selector=env.get("NEWSLETTER_DKIM_SELECTOR", "").strip() or "newsletter",
     )

@@ -78,8 +78,11 @@ async def deliver(
     seen: set[str] = set()
 
     async def produce() -> None:
-        for chunk in _chunks(members):
+        nonlocal suppressed
+        for number, chunk in enumerate(_chunks(members)):
             now = clock()
+            if number:  # an unsubscribe during a long send is honoured from the next chunk on
+                suppressed = ledger.suppressed()
             keys = [m.key for m in chunk]
             seen.update(keys)
             report.total += len(chunk)

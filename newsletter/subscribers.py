@@ -385,3 +385,19 @@ def _first_undecodable_line(path: Path) -> int | None:
             except UnicodeDecodeError:
                 return number
     return None
+
+
+# --- for editing the list (newsletter.roster) ----------------------------------------------------------
+
+
+def scan_subscribers(
+    path: Path, display: str | None = None
+) -> Iterator[tuple[Subscriber | None, list[Problem]]]:
+    """Each data row as (member or None, its problems), file-level problems with None: for imports
+    that take the good rows and report the others by line."""
+    return _scan(path, display or path.name)
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter the readers above would use for a file starting with ``header_line``."""
+    return _delimiter(header_line)
