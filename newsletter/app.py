@@ -189,7 +189,10 @@ def list_id(schedule: Schedule, sender: str) -> str:
     return f"{schedule.group.name} <{slug}.{domain}>"
 
 
-def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str, ...] = ()) -> Prepared:
+def prepare(
+    project: Project, due: Due, *, now: dt.datetime, columns: tuple[str, ...] = (), sequence: int = 0
+) -> Prepared:
+    """Render one mailing once; ``sequence`` is the invitation's SEQUENCE (raised by each change)."""
     from .invite import invitation
     from .mailing import mail_context
     from .message import MessageFactory
@@ -218,7 +221,16 @@ def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str,
             ]
         )
     sender_domain = parseaddr(project.sender)[1].rpartition("@")[2] or "localhost"
-    ics = invitation(schedule, mailing.meeting, domain=sender_domain, stamp=now)
+    cancel = mailing.kind == "change" and mailing.meeting.cancelled
+    ics = invitation(
+        schedule,
+        mailing.meeting,
+        domain=sender_domain,
+        stamp=now,
+        sequence=sequence,
+        cancel=cancel,
+        organizer=parseaddr(project.sender)[1],
+    )
     factory = MessageFactory(
         rendered=rendered,
         campaign=mailing.id,
@@ -228,6 +240,7 @@ def prepare(project: Project, due: Due, *, now: dt.datetime, columns: tuple[str,
         ics=ics,
         secret=project.secret(),
         public_url=project.settings.public_url,
+        ics_method="CANCEL" if cancel else "PUBLISH",
     )
     return Prepared(due, factory, context, renderer, project.dkim_signer())
 
@@ -278,14 +291,27 @@ def send(
     """
     import asyncio
 
+    from .changes import snapshot
     from .delivery import deliver
     from .ledger import Ledger
 
     held = send_lock(project, wait=lock_wait) if lock else None
     try:
-        prepared = prepare(project, due, now=clock(), columns=columns_of(project))
         with Ledger(project.settings.state_path) as ledger:
             mailing = due.mailing
+            told = snapshot(mailing.meeting)
+            # A change notice goes only to the members it was opened for (see scheduler.notices).
+            only = ledger.enqueued(mailing.id) if mailing.kind == "change" else None
+            members = project.members()
+            if only is not None:
+                members = (m for m in members if m.key in only)
+            prepared = prepare(
+                project,
+                due,
+                now=clock(),
+                columns=columns_of(project),
+                sequence=ledger.sequence(mailing.meeting.key, told),
+            )
             ledger.open_campaign(
                 mailing.id,
                 meeting=mailing.meeting.key,
@@ -296,7 +322,7 @@ def send(
             report = asyncio.run(
                 deliver(
                     campaign=mailing.id,
-                    members=project.members(),
+                    members=members,
                     build=lambda m: prepared.build(m, now=clock()),
                     ledger=ledger,
                     transport=transport_for(project, mailing.id),
@@ -304,6 +330,7 @@ def send(
                     connections=project.settings.connections if project.settings.smtp else 1,
                     progress=progress,
                     stop=stop,
+                    told=(mailing.meeting.key, told),
                 )
             )
             counts = ledger.counts(mailing.id)

@@ -126,6 +126,7 @@ def _pick(project: Any, meeting: str | None, reminder: str | None, now: dt.datet
 @click.option("--reminder", metavar="NAME", help="Which reminder, e.g. week-before (default: the next one).")
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file (.html, .txt or .eml).")
 @click.option("--text", is_flag=True, help="The plain-text version instead of the HTML.")
+@click.option("--change", is_flag=True, help="The change notice for an edited meeting instead of a reminder.")
 @click.option("--open", "open_", is_flag=True, help="Open the result in the web browser.")
 @click.option(
     "--screenshot", type=click.Path(path_type=Path), help="Save a PNG of the mail as a browser shows it."
@@ -141,6 +142,7 @@ def preview(
     reminder: str | None,
     out: Path | None,
     text: bool,
+    change: bool,
     open_: bool,
     screenshot: Path | None,
     width: int,
@@ -151,7 +153,12 @@ def preview(
 
     project = obj.project()
     now = parse_moment(at, project.schedule.group.tz)
-    due = _pick(project, meeting, reminder, now)
+    if change:
+        from .views import change_preview
+
+        due = change_preview(project, parse_day(meeting), now=now)
+    else:
+        due = _pick(project, meeting, reminder, now)
     path, body = preview_message(project, due, now=now, out=out, text=text)
     if path is None:
         click.echo(body, nl=False)

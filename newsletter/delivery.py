@@ -65,6 +65,7 @@ async def deliver(
     progress: Progress | None = None,
     throttle: Callable[[], Iterator[float]] | None = None,
     stop: threading.Event | None = None,
+    told: tuple[str, str] | None = None,
 ) -> Report:
     """Send one mailing to every member the ledger does not already count as done.
 
@@ -126,7 +127,7 @@ async def deliver(
                         conn = None
                     if outcome.status != "dropped":
                         break
-                _record(ledger, campaign, envelope.key, outcome, clock())
+                _record(ledger, campaign, envelope.key, outcome, clock(), told)
                 report.counts[outcome.status if outcome.status != "dropped" else "deferred"] += 1
                 progress.advance(outcome.status)
         finally:
@@ -157,9 +158,16 @@ async def deliver(
     return report
 
 
-def _record(ledger: Ledger, campaign: str, key: str, outcome: Outcome, now: dt.datetime) -> None:
+def _record(
+    ledger: Ledger,
+    campaign: str,
+    key: str,
+    outcome: Outcome,
+    now: dt.datetime,
+    told: tuple[str, str] | None = None,
+) -> None:
     if outcome.status == "sent":
-        ledger.record(campaign, key, "sent", now=now, code=outcome.code, reply=outcome.reply)
+        ledger.record(campaign, key, "sent", now=now, code=outcome.code, reply=outcome.reply, told=told)
         return
     status = "deferred" if outcome.status == "dropped" else outcome.status
     attempts = next(iter(ledger.statuses(campaign, [key]).values())).attempts

@@ -21,6 +21,7 @@ def invitation(
     stamp: dt.datetime,
     sequence: int = 0,
     cancel: bool = False,
+    organizer: str = "",
 ) -> bytes:
     """An iCalendar file for one meeting (METHOD:PUBLISH, or CANCEL when it was called off)."""
     tz = schedule.group.tz
@@ -31,6 +32,8 @@ def invitation(
     event = icalendar.Event()
     event.add("uid", meeting_uid(meeting, domain))
     event.add("sequence", sequence)
+    if organizer:  # calendar programs accept an update or cancellation only from the organizer
+        event.add("organizer", f"mailto:{organizer}")
     event.add("dtstamp", stamp.astimezone(dt.UTC))
     start = meeting.start(tz)
     event.add("dtstart", start)

@@ -51,6 +51,22 @@ CREATE TABLE IF NOT EXISTS send_counts (
     period TEXT PRIMARY KEY,
     count INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- What each member was last told about each meeting (date, time, venue, cancelled): the base for
+-- change notices. Written in the same transaction that records the message as sent.
+CREATE TABLE IF NOT EXISTS told (
+    meeting TEXT NOT NULL,
+    address TEXT NOT NULL,
+    details TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (meeting, address)
+) WITHOUT ROWID;
+-- The invitation's SEQUENCE per meeting, raised whenever the announced details change.
+CREATE TABLE IF NOT EXISTS meetings (
+    key TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    details TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT
@@ -215,13 +231,21 @@ class Ledger:
         code: int | None = None,
         reply: str | None = None,
         next_try: dt.datetime | None = None,
+        told: tuple[str, str] | None = None,
     ) -> None:
+        """``told`` (meeting, details) is what the message said, kept when it is sent."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, updated_at = ?"
                 " WHERE campaign = ? AND address = ?",
                 (status, code, reply, iso(next_try) if next_try else None, iso(now), cid, address),
             )
+            if status == "sent" and told is not None:
+                db.execute(
+                    "INSERT INTO told VALUES (?, ?, ?, ?, ?) ON CONFLICT (meeting, address) DO UPDATE SET"
+                    " details = excluded.details, campaign = excluded.campaign, at = excluded.at",
+                    (told[0], address, told[1], cid, iso(now)),
+                )
             if status == "sent":
                 db.execute(
                     "INSERT INTO send_counts (period, count) VALUES (?, 1)"
@@ -260,6 +284,42 @@ class Ledger:
     def sent_on(self, day: dt.date) -> int:
         row = self.db.execute("SELECT count FROM send_counts WHERE period = ?", (day.isoformat(),)).fetchone()
         return int(row[0]) if row else 0
+
+    # what members were told -------------------------------------------------------------------
+    def told(self, meeting: str) -> dict[str, str]:
+        """address → details JSON of the last message about ``meeting`` that reached them."""
+        rows = self.db.execute("SELECT address, details FROM told WHERE meeting = ?", (meeting,))
+        return dict(rows.fetchall())
+
+    def told_meetings(self, since: str) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT meeting FROM told WHERE meeting >= ? ORDER BY 1", (since,))
+        return [r[0] for r in rows]
+
+    def sequence(self, meeting: str, details: str) -> int:
+        """The invitation SEQUENCE for ``meeting`` as ``details``: raised once per change of details."""
+        with self.transaction() as db:
+            row = db.execute("SELECT sequence, details FROM meetings WHERE key = ?", (meeting,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO meetings VALUES (?, 0, ?)", (meeting, details))
+                return 0
+            if row[1] == details:
+                return int(row[0])
+            db.execute(
+                "UPDATE meetings SET sequence = ?, details = ? WHERE key = ?", (row[0] + 1, details, meeting)
+            )
+            return int(row[0]) + 1
+
+    def campaigns_for(self, meeting: str, kind: str) -> list[Campaign]:
+        return [
+            Campaign(*row)
+            for row in self.db.execute(
+                "SELECT * FROM campaigns WHERE meeting = ? AND kind = ? ORDER BY created_at, id",
+                (meeting, kind),
+            )
+        ]
+
+    def enqueued(self, cid: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT address FROM deliveries WHERE campaign = ?", (cid,))}
 
     # suppressions ------------------------------------------------------------------------------
     def suppress(self, address: str, *, source: str, now: dt.datetime) -> bool:

@@ -21,7 +21,8 @@ class Mailing:
 
     meeting: Meeting
     reminder: ReminderRule
-    kind: str = "reminder"
+    kind: str = "reminder"  # or "change"
+    previous: str = ""  # a change notice: the details (JSON) its members were told before
 
     @property
     def id(self) -> str:
@@ -145,7 +146,19 @@ def mail_context(
     )
     if meeting.cancelled:
         preheader = f"{view.title} on {view.weekday}, {view.short_date} is cancelled."
+    extra: dict[str, Any] = {}
+    if mailing.kind == "change":
+        from .changes import differences, headline, rebuild
+
+        changes = differences(mailing.previous, meeting)
+        extra = {
+            "changes": changes,
+            "previous": meeting_view(rebuild(mailing.previous), schedule),
+            "change_headline": headline(changes, meeting),
+        }
+        preheader = f"{view.title} on {view.weekday}, {view.short_date}: {extra['change_headline']}."
     return {
+        **extra,
         "group": GroupView(group.name, group.mission, "en", "ltr", group.website, reply_to, group.organisers),
         "meeting": view,
         "reminder": _ReminderView(

@@ -339,9 +339,11 @@ def member_values_only_printed(env: jinja2.Environment, names: Iterable[str]) ->
         printed: set[int] = set()
         for output in tree.find_all(nodes.Output):
             for expr in output.nodes:
-                inner = expr.node if isinstance(expr, nodes.Getattr | nodes.Getitem) else expr
-                if isinstance(inner, nodes.Name):
-                    printed.add(id(inner))
+                # `member.name` / `member["x"]` print one value; a bare `{{ member }}` prints the row.
+                if isinstance(expr, nodes.Getattr | nodes.Getitem) and isinstance(expr.node, nodes.Name):
+                    printed.add(id(expr.node))
+                elif isinstance(expr, nodes.Name) and expr.name != "member":
+                    printed.add(id(expr))
         for name_node in tree.find_all(nodes.Name):
             if name_node.name in MEMBER_NAMES and id(name_node) not in printed:
                 log.info("templates/%s uses a member value in logic: rendering once per member", name)

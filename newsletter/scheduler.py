@@ -116,6 +116,69 @@ def notify_organisers(project: Project, due: Due, text: str, *, now: dt.datetime
             log.error("could not notify an organiser: %s", redact(str(err)))
 
 
+def notices(project: Project, ledger: Ledger, *, now: dt.datetime) -> list[Due]:
+    """Open change notices for meetings edited after members were reminded; return those to send.
+
+    Members are grouped by what they were told, so each notice says what changed for its readers.
+    A notice still going out for an older state of the meeting is superseded by the new one.
+    """
+    import hashlib
+    import json
+
+    from .changes import audiences, current, same, snapshot
+    from .mailing import Mailing
+    from .model import ReminderRule
+
+    schedule = project.schedule
+    tz = schedule.group.tz
+    out: list[Due] = []
+    for key in ledger.told_meetings(since=now.astimezone(tz).date().isoformat()):
+        told = ledger.told(key)
+        meeting = current(schedule, key, next(iter(told.values())))
+        campaigns = ledger.campaigns_for(key, "change")
+        opened = [c for c in campaigns if c.state == "open"]
+        start = meeting.start(tz)
+        if start <= now:  # the meeting has begun: a correction would come too late
+            for c in opened:
+                ledger.set_campaign_state(c.id, "closed", now=now, reason="the meeting had started")
+            continue
+        latest = snapshot(meeting)
+        for c in opened:
+            if not same(json.loads(c.details or "{}").get("now", "{}"), latest):
+                ledger.set_campaign_state(c.id, "closed", now=now, reason="superseded by a later change")
+        live = [c for c in opened if same(json.loads(c.details or "{}").get("now", "{}"), latest)]
+        waiting = set().union(*(ledger.enqueued(c.id) for c in live)) if live else set()
+        for before, addresses in sorted(audiences(told, meeting).items()):
+            fresh = addresses - waiting
+            if not fresh:
+                continue
+            name = f"change-{ledger.sequence(key, latest)}"
+            existing = ledger.campaign(f"{key}/{name}")
+            if existing is not None and json.loads(existing.details or "{}").get("before") != before:
+                # Members told different things get different notices ("from what to what").
+                name += "-" + hashlib.sha256(before.encode()).hexdigest()[:6]
+            cid = f"{key}/{name}"
+            campaign = ledger.open_campaign(
+                cid,
+                meeting=key,
+                reminder=name,
+                kind="change",
+                now=now,
+                details=json.dumps({"now": latest, "before": before}),
+            )
+            ledger.enqueue(cid, sorted(fresh), now=now)
+            if campaign.state != "open":
+                ledger.set_campaign_state(cid, "open", now=now)
+            if all(c.id != cid for c in live):
+                live.append(campaign)
+        for c in live:
+            before = json.loads(c.details or "{}")["before"]
+            rule = ReminderRule(name=c.reminder, days_before=0, at=dt.time(0, 0))
+            created = dt.datetime.fromisoformat(c.created_at)
+            out.append(Due(Mailing(meeting, rule, kind="change", previous=before), created, start))
+    return out
+
+
 def tick(
     project: Project,
     *,
@@ -129,8 +192,35 @@ def tick(
 
     report = TickReport()
     lock = send_lock(project, wait=0)  # cron every few minutes: if one is running, this one is not needed
+
+    def deliver_one(ledger: Ledger, due: Due) -> None:
+        result = send(
+            project,
+            due,
+            clock=clock,
+            lock=False,
+            progress=progress_factory() if progress_factory else None,
+            stop=stop,
+        )
+        counts = ledger.counts(due.id)
+        left = {k: v for k, v in counts.items() if k not in {"sent", "suppressed", "removed"}}
+        line = (
+            f"{due.id}: sent {result.counts['sent']} now, "
+            f"{counts.get('sent', 0)}/{sum(counts.values())} in all"
+            + (", " + ", ".join(f"{v} {k}" for k, v in sorted(left.items())) if left else "")
+        )
+        log.info("%s", line)
+        report.lines.append(line)
+        report.sent += result.counts["sent"]
+        report.problems += sum(left.values())
+
     try:
         with _ledger(project) as ledger:
+            # Change notices first: a member must not get a reminder before the correction.
+            for due in notices(project, ledger, now=now):
+                if stop is not None and stop.is_set():
+                    break
+                deliver_one(ledger, due)
             for due in plan(project.schedule):
                 state = due.state(now)
                 if state == "closed":
@@ -144,25 +234,7 @@ def tick(
                     continue
                 if stop is not None and stop.is_set():
                     break
-                result = send(
-                    project,
-                    due,
-                    clock=clock,
-                    lock=False,
-                    progress=progress_factory() if progress_factory else None,
-                    stop=stop,
-                )
-                counts = ledger.counts(due.id)
-                left = {k: v for k, v in counts.items() if k not in {"sent", "suppressed", "removed"}}
-                line = (
-                    f"{due.id}: sent {result.counts['sent']} now, "
-                    f"{counts.get('sent', 0)}/{result.total} in all"
-                    + (", " + ", ".join(f"{v} {k}" for k, v in sorted(left.items())) if left else "")
-                )
-                log.info("%s", line)
-                report.lines.append(line)
-                report.sent += result.counts["sent"]
-                report.problems += sum(left.values())
+                deliver_one(ledger, due)
     finally:
         lock.release()
     return report

@@ -13,7 +13,7 @@ from .due import Due, reminders_for
 from .errors import NewsletterError
 from .ledger import Ledger
 from .mailing import date_text, time_text
-from .model import Subscriber
+from .model import Meeting, ReminderRule, Subscriber
 
 
 def _ledger(project: Project) -> Ledger | None:
@@ -49,8 +49,10 @@ def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> lis
             head = f"{date_text(meeting.date)}, {time_text(meeting.time)}  {meeting.title}{where}"
             if meeting.cancelled:
                 lines.append(f"{head}  [CANCELLED{': ' + meeting.note if meeting.note else ''}]")
+                lines.extend(change_lines(ledger, meeting))
                 continue
             lines.append(head)
+            lines.extend(change_lines(ledger, meeting))
             for due in reminders_for(schedule, meeting):
                 at = due.at.astimezone(tz)
                 lines.append(
@@ -61,6 +63,60 @@ def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> lis
         if ledger:
             ledger.close()
     return lines
+
+
+def change_lines(ledger: Ledger | None, meeting: Meeting) -> list[str]:
+    """Change notices of a meeting: those sent or going out, and one the next tick will open."""
+    if ledger is None:
+        return []
+    from .changes import audiences
+
+    lines = []
+    for c in ledger.campaigns_for(meeting.key, "change"):
+        counts = ledger.counts(c.id)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(f"    {c.reminder:<12} change notice {c.state}: {summary}")
+    told = ledger.told(meeting.key)
+    waiting = sum(len(a) for a in audiences(told, meeting).values()) if told else 0
+    if waiting:
+        lines.append(
+            f"    change notice pending for {waiting} member(s) who were told other details (next tick)"
+        )
+    return lines
+
+
+def change_preview(project: Project, day: dt.date | None, *, now: dt.datetime) -> Due:
+    """`preview --change`: the notice the members told the most common older details would get."""
+    from .changes import audiences, current
+    from .mailing import Mailing
+
+    tz = project.schedule.group.tz
+    ledger = _ledger(project)
+    try:
+        keys = (
+            [day.isoformat()]
+            if day
+            else (ledger.told_meetings(now.astimezone(tz).date().isoformat()) if ledger else [])
+        )
+        for key in keys:
+            told = ledger.told(key) if ledger else {}
+            if not told:
+                continue
+            meeting = current(project.schedule, key, next(iter(told.values())))
+            groups = audiences(told, meeting)
+            if groups:
+                before = max(groups, key=lambda k: len(groups[k]))
+                rule = ReminderRule(name="change-preview", days_before=0, at=dt.time(0, 0))
+                return Due(Mailing(meeting, rule, kind="change", previous=before), now, meeting.start(tz))
+    finally:
+        if ledger:
+            ledger.close()
+    raise NewsletterError(
+        "no change to announce: no member was told details that differ from schedule.yaml"
+        + (f" for the meeting on {day}" if day else "")
+        + " — a notice goes out only after "
+        "a reminder was sent and the meeting was then edited"
+    )
 
 
 def _sample_member(project: Project) -> Subscriber:

@@ -33,6 +33,8 @@ class Mail:
     args: tuple[str, ...]
     must_say: tuple[str, ...]
     cancel_june: bool = False
+    edit_after_send: tuple[str, str] | None = None  # a change notice: send, then edit schedule.yaml
+    calendar_link: bool = True  # a cancelled meeting has nothing to add to a calendar
 
 
 MAILS = (
@@ -64,12 +66,41 @@ MAILS = (
         ),
         cancel_june=True,
     ),
+    Mail(
+        "change-notice",
+        "change",
+        ("--at", BEFORE_FIRST, "--change"),
+        ("Changed: Planning dinner", "was 6:00 PM, now 6:30 PM", "Copper River Grill", "775 Haywood Rd"),
+        edit_after_send=(
+            '      title: Planning dinner\n      time: "18:00"',
+            '      title: Planning dinner\n      time: "18:30"',
+        ),
+    ),
+    Mail(
+        "cancellation-notice",
+        "change",
+        ("--at", BEFORE_FIRST, "--change"),
+        ("Cancelled: Planning dinner", "This meeting is cancelled.", "Tuesday, December 8, 2026"),
+        edit_after_send=(
+            "      title: Planning dinner\n",
+            "      title: Planning dinner\n      cancelled: true\n",
+        ),
+        calendar_link=False,
+    ),
 )
 #: Mail kinds that are not templates of their own.
 NOT_KINDS = {"base"}
 
 
-def prepare(group: Path, mail: Mail) -> None:
+def prepare(run: CliRunner, group: Path, mail: Mail) -> None:
+    if mail.edit_after_send:
+        code, out, err = run(group, "send", "--at", BEFORE_FIRST)  # to the outbox: members are told
+        assert code == 0, err
+        schedule = group / "schedule.yaml"
+        old, new = mail.edit_after_send
+        text = schedule.read_text(encoding="utf-8")
+        assert old in text
+        schedule.write_text(text.replace(old, new, 1), encoding="utf-8")
     if mail.cancel_june:
         schedule = group / "schedule.yaml"
         text = schedule.read_text(encoding="utf-8")
@@ -78,14 +109,14 @@ def prepare(group: Path, mail: Mail) -> None:
 
 
 def preview(run: CliRunner, group: Path, mail: Mail, out: Path) -> Path:
-    prepare(group, mail)
+    prepare(run, group, mail)
     code, stdout, err = run(group, "preview", *mail.args, "--out", str(out))
     assert code == 0, err
     return out
 
 
 def preview_text(run: CliRunner, group: Path, mail: Mail) -> str:
-    prepare(group, mail)
+    prepare(run, group, mail)
     code, out, err = run(group, "preview", *mail.args, "--text")
     assert code == 0, err
     return out
@@ -132,7 +163,7 @@ def test_mail_keeps_its_meaning_without_css_and_images(
     flat = " ".join(text.split())
     for needed in mail.must_say:
         assert needed in flat
-    assert "Add to calendar" in links
+    assert ("Add to calendar" in links) == mail.calendar_link
     assert "Unsubscribe from these reminders" in links
 
 
@@ -235,7 +266,8 @@ def test_plain_text_reads_on_its_own(mail: Mail, group: Path, run: CliRunner) ->
     flat = " ".join(text.split())
     for needed in mail.must_say:
         assert needed in flat
-    assert "Add to calendar:" in text and "Unsubscribe from these reminders:" in text
+    assert ("Add to calendar:" in text) == mail.calendar_link
+    assert "Unsubscribe from these reminders:" in text
     assert "\n\n\n\n" not in text, "more than two blank lines in a row"
 
 
