@@ -342,18 +342,16 @@ def send(
             held.release()
 
 
-def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:
-    """One mail to ``address`` exactly as a member gets it; not recorded in the ledger."""
+def send_small(project: Project, envelope: Envelope, *, campaign: str, sign: bool = True) -> None:
+    """Hand one small mail (DKIM-signed when a key is set) to the transport; DeliveryError if refused."""
     import asyncio
 
-    from .subscribers import validate_address
+    from .errors import DeliveryError
 
-    key = validate_address(address)
-    organiser = next((o for o in project.schedule.group.organisers if o.email.lower() == key.lower()), None)
-    member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
-    prepared = prepare(project, due, now=now, columns=columns_of(project))
-    envelope = prepared.build(member, now=now)
-    transport = transport_for(project, f"test/{due.id}")
+    signer = project.dkim_signer() if sign else None
+    if signer is not None:
+        envelope = dataclasses.replace(envelope, data=signer.sign(envelope.data))
+    transport = transport_for(project, campaign)
 
     async def go() -> Any:
         conn = await transport.connect()
@@ -364,7 +362,17 @@ def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> 
 
     outcome = asyncio.run(go())
     if outcome.status != "sent":
-        from .errors import DeliveryError
+        raise DeliveryError(f"the mail was not accepted: {outcome.code or ''} {outcome.reply}".strip())
 
-        raise DeliveryError(f"the test mail was not accepted: {outcome.code or ''} {outcome.reply}".strip())
-    return transport.describe()  # type: ignore[no-any-return]
+
+def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:
+    """One mail to ``address`` exactly as a member gets it; not recorded in the ledger."""
+    from .subscribers import validate_address
+
+    key = validate_address(address)
+    organiser = next((o for o in project.schedule.group.organisers if o.email.lower() == key.lower()), None)
+    member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
+    prepared = prepare(project, due, now=now, columns=columns_of(project))
+    campaign = f"test/{due.id}"
+    send_small(project, prepared.build(member, now=now), campaign=campaign, sign=False)  # build() signed it
+    return str(transport_for(project, campaign).describe())

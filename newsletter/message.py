@@ -207,3 +207,28 @@ class MessageFactory:
             (*head, self._mime_head, self._before_text, text, self._before_html, html, self._tail)
         )
         return Envelope(self.envelope_from, subscriber.email, data, mid, subscriber.key)
+
+
+def small_message(
+    *, sender: str, to: str, subject: str, text: str, html: str | None = None, now: dt.datetime
+) -> Envelope:
+    """A one-off mail (a notice to organisers, a sign-up confirmation): EmailMessage is fine at this
+    volume. Every header value is checked for line breaks first, as for reminders."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    display, address = parseaddr(sender)
+    for name, value in (("From", sender), ("To", to), ("Subject", subject)):
+        check_header_value(name, value)
+    msg = EmailMessage()
+    msg["From"] = formataddr((display, address))
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain=address.rpartition("@")[2] or None)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower())

@@ -71,47 +71,23 @@ def close_window(project: Project, ledger: Ledger, due: Due, *, now: dt.datetime
 
 def notify_organisers(project: Project, due: Due, text: str, *, now: dt.datetime) -> None:
     """A short mail to the organisers: counts and where to look, never members' addresses."""
-    import asyncio
-    from email.message import EmailMessage
-    from email.utils import format_datetime, make_msgid, parseaddr
-
-    from .message import Envelope, check_header_value
+    from .app import send_small
+    from .message import small_message
     from .transport import redact
 
-    sender = parseaddr(project.sender)[1]
+    subject = f"Newsletter: {due.mailing.meeting.title} {due.mailing.reminder.name} reminder needs a look"
     for organiser in project.schedule.group.organisers:
         if not organiser.email:
             continue
-        msg = EmailMessage()
-        msg["From"] = project.sender
-        msg["To"] = organiser.email
-        msg["Subject"] = check_header_value(
-            "Subject",
-            f"Newsletter: {due.mailing.meeting.title} {due.mailing.reminder.name} reminder needs a look",
-        )
-        msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-        msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(
+        body = (
             f"Hello {organiser.name},\n\n{redact(text)}\n\nRun `newsletter status {due.id}` on the "
             "server to see who was not reached and why.\n"
         )
-        envelope = Envelope(
-            sender, organiser.email, bytes(msg), str(msg["Message-ID"]), organiser.email.lower()
-        )
-        from .app import transport_for
-
-        transport = transport_for(project, f"organisers/{due.id}")
-
-        async def go(t: object = transport, e: Envelope = envelope) -> None:
-            conn = await t.connect()  # type: ignore[attr-defined]
-            try:
-                await conn.send(e)
-            finally:
-                await conn.close()
-
         try:
-            asyncio.run(go())
+            envelope = small_message(
+                sender=project.sender, to=organiser.email, subject=subject, text=body, now=now
+            )
+            send_small(project, envelope, campaign=f"organisers/{due.id}")
         except Exception as err:  # telling the organisers must never stop the sending
             log.error("could not notify an organiser: %s", redact(str(err)))
 

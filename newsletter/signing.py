@@ -15,18 +15,26 @@ from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from .errors import ConfigError, DeliveryError
 
-#: Signed headers. Listing one a message lacks (List-Unsubscribe without a public URL) is deliberate:
-#: it stops anyone adding that header later without breaking the signature (RFC 6376 §5.4).
+#: Signed headers. Listing one a message lacks (Cc, or List-Unsubscribe-Post without a public URL) is
+#: deliberate: nobody can add it later without breaking the signature (RFC 6376 §5.4). Reply-To is
+#: where members' replies (often about their health) go, so it is signed like From.
 SIGNED_HEADERS = (
     "From",
+    "Reply-To",
     "Subject",
     "Date",
     "Message-ID",
+    "To",
+    "Cc",
+    "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
-    "To",
-    "List-Id",
+    "MIME-Version",
+    "Content-Type",
 )
+#: Signed once more than they appear ("oversigned", RFC 6376 §8.15): a second copy added in transit
+#: — a second Subject or From above the real one — breaks the signature.
+OVERSIGNED = ("From", "Reply-To", "Subject", "To", "List-Unsubscribe")
 MIN_BITS = 1024  # receivers ignore shorter keys (RFC 8301); 2048 is what to generate
 _RSA_OID = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # 1.2.840.113549.1.1.1 rsaEncryption
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -97,7 +105,7 @@ class DkimSigner:
                 self.domain.encode(),
                 self.key,
                 canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=[h.encode() for h in SIGNED_HEADERS],
+                include_headers=[h.encode() for h in (*SIGNED_HEADERS, *OVERSIGNED)],
             )
         except dkim.DKIMException as err:
             raise DeliveryError(f"could not DKIM-sign a message: {err}") from err

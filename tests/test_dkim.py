@@ -16,7 +16,7 @@ from dkim import dknewkey
 
 from newsletter.cli import main
 from newsletter.errors import ConfigError
-from newsletter.signing import SIGNED_HEADERS, DkimSigner
+from newsletter.signing import OVERSIGNED, SIGNED_HEADERS, DkimSigner
 
 from .conftest import BEFORE_FIRST, ROOT, SAMPLE, CliRunner
 from .smtpd import Server
@@ -82,7 +82,7 @@ def test_a_signed_reminder_verifies_against_the_published_key(
     for header in ("from", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"):
         assert header in signed_headers
         assert msg[header], header  # …and the message really has them
-    assert signed_headers == [h.lower() for h in SIGNED_HEADERS]
+    assert signed_headers == [h.lower() for h in (*SIGNED_HEADERS, *OVERSIGNED)]
 
 
 @pytest.mark.parametrize(
@@ -211,3 +211,50 @@ def test_check_reports_a_key_that_does_not_load(
     assert "NEWSLETTER_DKIM_KEY" in err and "broken.pem" in err
     code, out, err = run(group, "send", "--at", BEFORE_FIRST)
     assert code == 1 and not (group / "outbox").exists()
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda m: m.replace(b"Reply-To: ", b"Reply-To: thief@evil.example\r\nX-Old-Reply-To: ", 1),
+        lambda m: m.replace(b"Subject: ", b"Subject: You won a prize\r\nSubject: ", 1),
+        lambda m: m.replace(b"From: ", b"From: Support <help@evil.example>\r\nFrom: ", 1),
+        lambda m: m.replace(
+            b"Content-Type: multipart/mixed", b"Content-Type: text/plain\r\nX-Was: multipart/mixed", 1
+        ),
+        lambda m: m.replace(b"To: ", b"Cc: other@example.org\r\nTo: ", 1),
+    ],
+    ids=["reply-to", "second-subject", "second-from", "content-type", "added-cc"],
+)
+def test_tampering_with_replies_or_adding_a_header_breaks_the_signature(
+    keys: tuple[Path, str], forge: Callable[[bytes], bytes]
+) -> None:
+    key, record = keys
+    message = (
+        b"From: Group <news@example.org>\r\nReply-To: margaret@example.org\r\nTo: ann@example.org\r\n"
+        b"Subject: Hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x--\r\n"
+    )
+    signed = DkimSigner(key, SELECTOR, DOMAIN).sign(message)
+    assert dkim.verify(signed, dnsfunc=dns(record))
+    forged = forge(signed)
+    assert forged != signed
+    assert not dkim.verify(forged, dnsfunc=dns(record))
+
+
+def test_organiser_notices_are_signed_too(
+    keys: tuple[Path, str], group: Path, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .smtpd import Recorder
+
+    key, record = keys
+    refuse = Recorder(rcpt_hook=lambda a: "451 4.3.0 later" if a == "linda.harper@example.org" else None)
+    with Server(refuse) as smtp:
+        monkeypatch.setenv("SMTP_URL", smtp.url)
+        monkeypatch.setenv("NEWSLETTER_DKIM_KEY", str(key))
+        run(group, "tick", "--at", "2026-12-01T09:05")
+        run(group, "tick", "--at", "2026-12-07T09:01")  # the week-before window closed with one left
+        notices = [
+            m for m in smtp.messages if m.rcpt_tos[0] in {"margaret@example.org", "vonnie@example.org"}
+        ]
+        assert len(notices) == 2
+        assert all(dkim.verify(m.data, dnsfunc=dns(record)) for m in smtp.messages)
