@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is real
     from .delivery import Progress, Report
     from .message import Envelope, MessageFactory
     from .signing import DkimSigner
+    from .subscribers import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Project:
     settings: Settings
     schedule: Schedule
     articles: dict[str, Article]
+    members_count: int | None = None  # when the list was checked: how many, and which file
+    members_checked: Stamp | None = None
 
     @property
     def home(self) -> Path:
@@ -80,7 +83,7 @@ class Project:
     def members(self) -> Iterator[Subscriber]:
         from .subscribers import iter_subscribers
 
-        return iter_subscribers(self.subscribers_path)
+        return iter_subscribers(self.subscribers_path, checked=self.members_checked)
 
 
 def load_project(
@@ -91,9 +94,11 @@ def load_project(
     ``check_articles=False`` (a tick with maybe nothing to do) defers the articles to first use.
     """
     from .schedule import article_refs, load_schedule
-    from .subscribers import read_subscribers
+    from .subscribers import check_file
 
     problems: list[Problem] = []
+    members_count: int | None = None
+    members_checked: Stamp | None = None
     home = settings.home
     schedule_path = home / "schedule.yaml"
     schedule = None
@@ -133,7 +138,7 @@ def load_project(
             )
         else:
             try:
-                read_subscribers(home / "subscribers.csv")
+                members_count, members_checked = check_file(home / "subscribers.csv")
             except DataError as err:
                 problems.extend(err.problems)
     if settings.sender:
@@ -153,7 +158,7 @@ def load_project(
             )
     if problems or schedule is None:
         raise DataError(problems)
-    return Project(settings, schedule, articles)
+    return Project(settings, schedule, articles, members_count, members_checked)
 
 
 @dataclass
@@ -176,7 +181,7 @@ class Prepared:
         ):
             html, text = self.renderer.render_member(self.context, values)
             bodies = (text, html)
-        envelope = self.factory.build(member, now=now, bodies=bodies)
+        envelope = self.factory.build(member, now=now, bodies=bodies, values=values)
         if self.signer is None:
             return envelope
         # Signed last, over the finished headers (List-Unsubscribe included).

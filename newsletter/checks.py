@@ -12,9 +12,8 @@ from .errors import DataError, Problem
 
 def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
     project = load_project(settings)
-    from .subscribers import read_columns, read_subscribers
+    from .subscribers import read_columns
 
-    members = read_subscribers(project.subscribers_path)
     columns = tuple(read_columns(project.subscribers_path))
     problems: list[Problem] = []
     dues = [d for d in plan(project.schedule) if d.state(now) != "closed"]
@@ -43,7 +42,7 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
     return [
         f"schedule.yaml: {len(upcoming)} upcoming meetings "
         f"({sum(m.cancelled for m in upcoming)} cancelled), {len(project.schedule.reminders)} reminders each",
-        f"subscribers.csv: {len(members)} members",
+        f"subscribers.csv: {project.members_count} members",
         f"content: {len(project.articles)} article(s)",
         f"templates: {rendered} upcoming mails render",
         f"mail goes to {where}",

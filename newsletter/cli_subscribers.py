@@ -66,7 +66,7 @@ def subscribers() -> None:
 @click.pass_context
 def list_(ctx: click.Context) -> None:
     """Everyone on the list, and who unsubscribed (and since when)."""
-    from .roster import SOURCES, load
+    from .roster import SOURCES, describe_resubscription, load
 
     settings = _settings(ctx)
     try:
@@ -75,6 +75,7 @@ def list_(ctx: click.Context) -> None:
         raise _fixable(err, "cannot list it") from err
     with _ledger(settings) as ledger:
         suppressed = ledger.suppressed()
+        resubscribed = ledger.resubscriptions()
     listed = {m.key for m in roster.members}
     mailed = [m for m in roster.members if m.key not in suppressed]
     width = max((len(m.email) for m in roster.members), default=0)
@@ -84,6 +85,8 @@ def list_(ctx: click.Context) -> None:
         if member.key in suppressed:
             since, _source = suppressed[member.key]
             line += f"  [unsubscribed since {_when(since)}: not mailed]"
+        elif member.key in resubscribed:
+            line += f"  [{describe_resubscription(*resubscribed[member.key])}]"
         click.echo(line)
     if suppressed:
         click.echo(
@@ -108,7 +111,9 @@ def add(ctx: click.Context, address: str, name: str | None, resubscribe: bool) -
     settings = _settings(ctx)
     with _ledger(settings) as ledger:
         try:
-            done = add_member(_members_file(settings), ledger, address, name=name, resubscribe=resubscribe)
+            done = add_member(
+                _members_file(settings), ledger, address, name=name, resubscribe=resubscribe, source="add"
+            )
         except InvalidValue as err:  # the address or name typed, not the file
             raise click.BadParameter(err.message, param_hint="ADDRESS or --name") from err
         except DataError as err:
@@ -202,7 +207,15 @@ def import_(ctx: click.Context, file: Path) -> None:
 
 
 def _rows(lines: list[int]) -> str:
-    return ("row " if len(lines) == 1 else "rows ") + ", ".join(map(str, lines))
+    """'row 2', 'rows 2, 5', 'rows 2–4, 7–5001': runs of lines as ranges, so 5,000 rows fit a line."""
+    runs: list[list[int]] = []
+    for line in sorted(lines):
+        if runs and line == runs[-1][1] + 1:
+            runs[-1][1] = line
+        else:
+            runs.append([line, line])
+    text = ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+    return ("row " if len(lines) == 1 else "rows ") + text
 
 
 @subscribers.command()

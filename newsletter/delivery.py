@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .ledger import FINAL, Ledger
+from .ledger import FINAL, Ledger, Result
 from .message import Envelope
 from .model import Subscriber
 from .transport import Outcome, Transport, redact
@@ -53,6 +53,53 @@ def _chunks(items: Iterable[Subscriber]) -> Iterator[list[Subscriber]]:
         yield chunk
 
 
+class _Journal:
+    """Group commit: the ledger writes of all connections that finish in the same moment share one
+    transaction. A claim is committed before its message goes out and a result before the same
+    connection's next claim, so a crash can only resend what was claimed and not yet confirmed:
+    at most one message per connection."""
+
+    def __init__(self, ledger: Ledger, campaign: str, clock: Clock, told: tuple[str, str] | None) -> None:
+        self.ledger, self.campaign, self.clock, self.told = ledger, campaign, clock, told
+        self.claims: list[tuple[str, str]] = []
+        self.results: list[Result] = []
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def commit(self, *, claim: tuple[str, str] | None = None, result: Result | None = None) -> None:
+        if claim is not None:
+            self.claims.append(claim)
+        if result is not None:
+            self.results.append(result)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not self.waiters:  # the first writer of this moment schedules the one transaction
+            loop.call_soon(self.flush)
+        self.waiters.append(waiter)
+        await waiter
+
+    def flush(self) -> None:
+        claims, results, waiters = self.claims, self.results, self.waiters
+        self.claims, self.results, self.waiters = [], [], []
+        try:
+            self.ledger.write_batch(
+                self.campaign, claims=claims, results=results, now=self.clock(), told=self.told
+            )
+        except BaseException as err:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(err)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _result(key: str, outcome: Outcome, attempts: int, now: dt.datetime) -> Result:
+    status = "deferred" if outcome.status == "dropped" else outcome.status
+    next_try = now + backoff(attempts) if status in {"deferred", "ambiguous"} else None
+    return Result(key, status, outcome.code, outcome.reply, next_try)
+
+
 async def deliver(
     *,
     campaign: str,
@@ -70,13 +117,16 @@ async def deliver(
     """Send one mailing to every member the ledger does not already count as done.
 
     The caller holds the send lock, so a ``sending`` row here was left by a crash and is sent again.
+    ``told`` (meeting, details) is recorded for each member reached, for change notices.
     """
     report = Report(campaign)
     progress = progress or Progress()
     progress.start(None)
-    queue: asyncio.Queue[Envelope | None] = asyncio.Queue(maxsize=connections * 8)
+    queue: asyncio.Queue[tuple[Envelope, int] | None] = asyncio.Queue(maxsize=connections * 8)
+    journal = _Journal(ledger, campaign, clock, told)
     suppressed = ledger.suppressed()
-    seen: set[str] = set()
+    complete: list[bool] = []  # the whole list was read: rows not met in it left the list
+    ledger.start_run()
 
     async def produce() -> None:
         nonlocal suppressed
@@ -85,9 +135,8 @@ async def deliver(
             if number:  # an unsubscribe during a long send is honoured from the next chunk on
                 suppressed = ledger.suppressed()
             keys = [m.key for m in chunk]
-            seen.update(keys)
             report.total += len(chunk)
-            ledger.enqueue(campaign, keys, now=now)
+            ledger.enqueue(campaign, keys, now=now, seen=True)
             blocked = [k for k in keys if k in suppressed]
             if blocked:
                 ledger.mark(campaign, blocked, "suppressed", now=now)
@@ -107,12 +156,15 @@ async def deliver(
                     continue
                 if stop is not None and stop.is_set():  # SIGTERM: finish what is in flight, queue no more
                     return
-                await queue.put(build(member))
+                await queue.put((build(member), row.attempts))
+        complete.append(True)
 
     async def consume() -> None:
         conn = None
+        unsaved: Result | None = None  # the last outcome, written together with the next claim
         try:
-            while (envelope := await queue.get()) is not None:
+            while (item := await queue.get()) is not None:
+                envelope, attempts = item
                 outcome = Outcome("dropped")
                 for _ in range(RECONNECTS):
                     if conn is None:
@@ -120,17 +172,32 @@ async def deliver(
                     if throttle is not None:
                         for pause in throttle():
                             await asyncio.sleep(pause)
-                    ledger.claim(campaign, envelope.key, now=clock(), message_id=envelope.message_id)
+                    await journal.commit(claim=(envelope.key, envelope.message_id), result=unsaved)
+                    unsaved = None
+                    attempts += 1
                     outcome = await conn.send(envelope)
                     if outcome.reconnect:
                         await conn.close()
                         conn = None
                     if outcome.status != "dropped":
                         break
-                _record(ledger, campaign, envelope.key, outcome, clock(), told)
-                report.counts[outcome.status if outcome.status != "dropped" else "deferred"] += 1
+                unsaved = _result(envelope.key, outcome, attempts, clock())
+                if unsaved.status != "sent":
+                    log.warning(
+                        "%s: one message %s: %s %s",
+                        campaign,
+                        unsaved.status,
+                        outcome.code or "",
+                        redact(outcome.reply),
+                    )
+                report.counts[unsaved.status] += 1
                 progress.advance(outcome.status)
+            if unsaved is not None:
+                await journal.commit(result=unsaved)
+                unsaved = None
         finally:
+            if unsaved is not None:  # stopped or failed: the outcome we have must not be lost
+                ledger.write_batch(campaign, claims=[], results=[unsaved], now=clock(), told=told)
             if conn is not None:
                 await conn.close()
 
@@ -151,26 +218,9 @@ async def deliver(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if journal.waiters:
+            journal.flush()
         progress.finish()
-    gone = [d.address for d in ledger.deliveries(campaign) if d.status not in FINAL and d.address not in seen]
-    if gone:  # taken off the list since the mailing started: nothing more to send them
-        ledger.mark(campaign, gone, "removed", now=clock())
+    if complete:  # taken off the list since the mailing started: nothing more to send them
+        ledger.mark_not_seen(campaign, "removed", now=clock())
     return report
-
-
-def _record(
-    ledger: Ledger,
-    campaign: str,
-    key: str,
-    outcome: Outcome,
-    now: dt.datetime,
-    told: tuple[str, str] | None = None,
-) -> None:
-    if outcome.status == "sent":
-        ledger.record(campaign, key, "sent", now=now, code=outcome.code, reply=outcome.reply, told=told)
-        return
-    status = "deferred" if outcome.status == "dropped" else outcome.status
-    attempts = next(iter(ledger.statuses(campaign, [key]).values())).attempts
-    next_try = now + backoff(attempts) if status in {"deferred", "ambiguous"} else None
-    ledger.record(campaign, key, status, now=now, code=outcome.code, reply=outcome.reply, next_try=next_try)
-    log.warning("%s: one message %s: %s %s", campaign, status, outcome.code or "", redact(outcome.reply))

@@ -84,6 +84,17 @@ def iso(moment: dt.datetime) -> str:
 
 
 @dataclass(frozen=True)
+class Result:
+    """One message's outcome, as the send loop hands it to ``write_batch``."""
+
+    address: str
+    status: str
+    code: int | None
+    reply: str | None
+    next_try: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class Delivery:
     campaign: str
     address: str
@@ -185,8 +196,76 @@ class Ledger:
             )
 
     # deliveries --------------------------------------------------------------------------------
-    def enqueue(self, cid: str, addresses: Iterable[str], *, now: dt.datetime) -> None:
+    def start_run(self) -> None:
+        """Start noting which members this send run meets in the list (a table private to it)."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (address TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute("DELETE FROM temp.seen")
+
+    def mark_not_seen(self, cid: str, status: str, *, now: dt.datetime) -> int:
+        """Rows still open that this run did not meet in the list (members removed meanwhile)."""
+        marks = ",".join("?" * len(FINAL))
         with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET status = ?, updated_at = ? WHERE campaign = ?"
+                f" AND status NOT IN ({marks}) AND address NOT IN (SELECT address FROM temp.seen)",
+                (status, iso(now), cid, *sorted(FINAL)),
+            ).rowcount
+
+    def write_batch(
+        self,
+        cid: str,
+        *,
+        claims: list[tuple[str, str]],
+        results: list[Result],
+        now: dt.datetime,
+        told: tuple[str, str] | None = None,
+    ) -> None:
+        """Results and claims of several connections in one transaction (results first: a
+        connection's result always precedes its next claim)."""
+        if not claims and not results:
+            return
+        stamp = iso(now)
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, updated_at = ?"
+                " WHERE campaign = ? AND address = ?",
+                [
+                    (
+                        r.status,
+                        r.code,
+                        r.reply,
+                        iso(r.next_try) if r.next_try else None,
+                        stamp,
+                        cid,
+                        r.address,
+                    )
+                    for r in results
+                ],
+            )
+            sent = [r.address for r in results if r.status == "sent"]
+            if sent and told is not None:
+                db.executemany(
+                    "INSERT INTO told VALUES (?, ?, ?, ?, ?) ON CONFLICT (meeting, address) DO UPDATE SET"
+                    " details = excluded.details, campaign = excluded.campaign, at = excluded.at",
+                    [(told[0], a, told[1], cid, stamp) for a in sent],
+                )
+            if sent:
+                db.execute(
+                    "INSERT INTO send_counts (period, count) VALUES (?, ?)"
+                    " ON CONFLICT (period) DO UPDATE SET count = count + excluded.count",
+                    (now.astimezone(dt.UTC).date().isoformat(), len(sent)),
+                )
+            db.executemany(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = ?,"
+                " updated_at = ? WHERE campaign = ? AND address = ?",
+                [(mid, stamp, cid, a) for a, mid in claims],
+            )
+
+    def enqueue(self, cid: str, addresses: Iterable[str], *, now: dt.datetime, seen: bool = False) -> None:
+        addresses = list(addresses)
+        with self.transaction() as db:
+            if seen:
+                db.executemany("INSERT OR IGNORE INTO temp.seen VALUES (?)", ((a,) for a in addresses))
             db.executemany(
                 "INSERT OR IGNORE INTO deliveries (campaign, address, status, updated_at)"
                 " VALUES (?, ?, 'pending', ?)",
@@ -211,47 +290,6 @@ class Ledger:
                 "SELECT * FROM deliveries WHERE campaign = ? ORDER BY status, address", (cid,)
             )
         ]
-
-    def claim(self, cid: str, address: str, *, now: dt.datetime, message_id: str) -> None:
-        """Committed before the message goes out: a crash after this resends it, never skips it."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = ?,"
-                " updated_at = ? WHERE campaign = ? AND address = ?",
-                (message_id, iso(now), cid, address),
-            )
-
-    def record(
-        self,
-        cid: str,
-        address: str,
-        status: str,
-        *,
-        now: dt.datetime,
-        code: int | None = None,
-        reply: str | None = None,
-        next_try: dt.datetime | None = None,
-        told: tuple[str, str] | None = None,
-    ) -> None:
-        """``told`` (meeting, details) is what the message said, kept when it is sent."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, updated_at = ?"
-                " WHERE campaign = ? AND address = ?",
-                (status, code, reply, iso(next_try) if next_try else None, iso(now), cid, address),
-            )
-            if status == "sent" and told is not None:
-                db.execute(
-                    "INSERT INTO told VALUES (?, ?, ?, ?, ?) ON CONFLICT (meeting, address) DO UPDATE SET"
-                    " details = excluded.details, campaign = excluded.campaign, at = excluded.at",
-                    (told[0], address, told[1], cid, iso(now)),
-                )
-            if status == "sent":
-                db.execute(
-                    "INSERT INTO send_counts (period, count) VALUES (?, 1)"
-                    " ON CONFLICT (period) DO UPDATE SET count = count + 1",
-                    (now.astimezone(dt.UTC).date().isoformat(),),
-                )
 
     def mark(
         self,
@@ -349,3 +387,79 @@ class Ledger:
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # sign-ups ----------------------------------------------------------------------------------
+    # Pending double opt-in sign-ups of `newsletter serve` (only a hash of each link's token is kept)
+    # and the history of unsubscribes that were lifted.  The tables are created on first use, so a
+    # state database from before them gains them as it is used.
+    def _signup_tables(self) -> None:
+        if getattr(self, "_signup_tables_ready", False):
+            return
+        for statement in (
+            "CREATE TABLE IF NOT EXISTS signups (token_hash TEXT PRIMARY KEY, key TEXT NOT NULL,"
+            " address TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS signups_key ON signups (key)",
+            "CREATE TABLE IF NOT EXISTS resubscriptions (address TEXT NOT NULL, at TEXT NOT NULL,"
+            " source TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS resubscriptions_address ON resubscriptions (address)",
+        ):
+            self.db.execute(statement)
+        self._signup_tables_ready = True
+
+    def add_signup(
+        self,
+        token_hash: str,
+        *,
+        address: str,
+        name: str,
+        now: dt.datetime,
+        expired_before: dt.datetime,
+        most: int,
+    ) -> bool:
+        """Keep a pending sign-up; False (nothing kept) when the address has ``most`` outstanding."""
+        self._signup_tables()
+        with self.transaction() as db:
+            db.execute("DELETE FROM signups WHERE created_at < ?", (iso(expired_before),))
+            (count,) = db.execute("SELECT count(*) FROM signups WHERE key = ?", (address.lower(),)).fetchone()
+            if count >= most:
+                return False
+            db.execute(
+                "INSERT INTO signups VALUES (?, ?, ?, ?, ?)",
+                (token_hash, address.lower(), address, name, iso(now)),
+            )
+        return True
+
+    def signup(self, token_hash: str, *, expired_before: dt.datetime) -> tuple[str, str] | None:
+        """(address, name) of a pending sign-up that has not expired."""
+        self._signup_tables()
+        row = self.db.execute(
+            "SELECT address, name FROM signups WHERE token_hash = ? AND created_at >= ?",
+            (token_hash, iso(expired_before)),
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def forget_signup(self, token_hash: str) -> None:
+        self._signup_tables()
+        with self.transaction() as db:
+            db.execute("DELETE FROM signups WHERE token_hash = ?", (token_hash,))
+
+    def forget_expired_signups(self, expired_before: dt.datetime) -> int:
+        """Drop the sign-ups nobody confirmed in time: their addresses are not kept any longer."""
+        self._signup_tables()
+        with self.transaction() as db:
+            return db.execute("DELETE FROM signups WHERE created_at < ?", (iso(expired_before),)).rowcount
+
+    def resubscribe(self, address: str, *, source: str, now: dt.datetime) -> bool:
+        """Lift an unsubscribe and note when and how, in one transaction; False if there was none."""
+        self._signup_tables()
+        with self.transaction() as db:
+            if db.execute("DELETE FROM suppressions WHERE address = ?", (address.lower(),)).rowcount == 0:
+                return False
+            db.execute("INSERT INTO resubscriptions VALUES (?, ?, ?)", (address.lower(), iso(now), source))
+        return True
+
+    def resubscriptions(self) -> dict[str, tuple[str, str]]:
+        """address → (at, source) of the latest lifted unsubscribe."""
+        self._signup_tables()
+        rows = self.db.execute("SELECT address, at, source FROM resubscriptions ORDER BY at, rowid")
+        return {str(a): (str(at), str(source)) for a, at, source in rows}

@@ -37,6 +37,7 @@ class Envelope:
     data: bytes
     message_id: str
     key: str  # the member's lower-cased address: the ledger's key
+    crlf: bool = False  # built here: every line ends in CRLF (the SMTP transport can skip checking)
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -45,10 +46,13 @@ def check_header_value(name: str, value: str) -> str:
     Python 3.11.7 still has CVE-2024-6923 (the email package does not stop newlines in headers);
     this check does not rely on it.
     """
-    try:
-        decoded = str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeDecodeError, binascii.Error):
+    if "=?" not in value:  # no encoded word: the value is what a mail program shows
         decoded = value
+    else:
+        try:
+            decoded = str(make_header(decode_header(value)))
+        except (ValueError, LookupError, UnicodeDecodeError, binascii.Error):
+            decoded = value
     if _CONTROL.search(value) or _CONTROL.search(decoded):
         raise DeliveryError(
             f"refused to build a message: the {name} header would contain a line break "
@@ -72,9 +76,35 @@ def address_header(name: str, display: str, address: str) -> bytes:
 
 
 def _qp_line(line: str) -> bytes:
-    return binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False).replace(
-        b"\n", CRLF
-    )
+    """One text line, quoted-printable, soft-wrapped at 76; a physical line never starts with "."
+    (written =2E), so the message needs no SMTP dot-stuffing on the way out."""
+    encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if encoded.startswith(b".") or b"\n." in encoded:
+        encoded = _rewrap_without_leading_dots(encoded)
+    return encoded.replace(b"\n", CRLF)
+
+
+def _rewrap_without_leading_dots(encoded: bytes) -> bytes:
+    # The rare line (CSS in the <style> block: ".wrapper {") — re-wrap its tokens (a byte, or =XX)
+    # so that a "." opening a physical line becomes =2E and no line passes 76 characters.
+    flat = encoded.replace(b"=\n", b"")
+    tokens = []
+    i = 0
+    while i < len(flat):
+        step = 3 if flat[i : i + 1] == b"=" else 1
+        tokens.append(flat[i : i + step])
+        i += step
+    lines: list[bytes] = []
+    current = b""
+    for token in tokens:
+        piece = b"=2E" if not current and token == b"." else token
+        if len(current) + len(piece) > 75:
+            lines.append(current + b"=")
+            current = b""
+            piece = b"=2E" if token == b"." else token
+        current += piece
+    lines.append(current)
+    return b"\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -175,16 +205,23 @@ class MessageFactory:
         )
 
     def unsubscribe_mailto(self, token: str) -> str:
-        return f"mailto:{self.reply_to}?subject={quote(f'unsubscribe {token}')}"
+        # Tokens are base64url: quote() would leave them as they are, so only the prefix is quoted.
+        return f"mailto:{self.reply_to}?subject={quote('unsubscribe ')}{token}"
 
     def unsubscribe_https(self, token: str) -> str:
         return f"{self.public_url}/unsubscribe/{token}" if self.public_url else ""
 
     def build(
-        self, subscriber: Subscriber, *, now: dt.datetime, bodies: tuple[str, str] | None = None
+        self,
+        subscriber: Subscriber,
+        *,
+        now: dt.datetime,
+        bodies: tuple[str, str] | None = None,
+        values: MemberValues | None = None,
     ) -> Envelope:
-        """The member's message; ``bodies`` (text, html) replaces the filled-in render (slow path)."""
-        values = self.member_values(subscriber)
+        """The member's message; ``bodies`` (text, html) replaces the filled-in render (slow path);
+        ``values`` are the member's values if the caller has worked them out already."""
+        values = values or self.member_values(subscriber)
         token = unsubscribe_token(self.secret, subscriber.key)
         mid = message_id(self.secret, self.campaign, subscriber.key, self.domain)
         https = self.unsubscribe_https(token)
@@ -206,7 +243,7 @@ class MessageFactory:
         data = b"".join(
             (*head, self._mime_head, self._before_text, text, self._before_html, html, self._tail)
         )
-        return Envelope(self.envelope_from, subscriber.email, data, mid, subscriber.key)
+        return Envelope(self.envelope_from, subscriber.email, data, mid, subscriber.key, crlf=True)
 
 
 def small_message(
@@ -231,4 +268,4 @@ def small_message(
     if html is not None:
         msg.add_alternative(html, subtype="html")
     data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", CRLF)
-    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower())
+    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower(), crlf=True)

@@ -9,6 +9,7 @@ would give wrong output, so that mailing falls back to a full render + inline pe
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -99,14 +100,16 @@ class Body:
                 out.append(_escape_like_lxml(values[seg.index], seg.attr) if self.html else values[seg.index])
         return "".join(out)
 
-    def attr_slots(self) -> set[int]:
-        return {
+    @functools.cached_property
+    def attr_slots(self) -> frozenset[int]:
+        """Slots that sit inside an HTML attribute (worked out once per mailing)."""
+        return frozenset(
             seg.index
             for line in self.lines
             if not isinstance(line, str)
             for seg in line
             if isinstance(seg, Slot) and seg.attr
-        }
+        )
 
     def text(self, values: tuple[str, ...]) -> str:
         return "\n".join(line if isinstance(line, str) else self.fill(line, values) for line in self.lines)
@@ -178,7 +181,7 @@ class RenderedMailing:
         """Whether filling in gives what a full render would: inside attributes, libxml2 rewrites
         spaces, non-ASCII, quotes and ``&`` (URI-escaping, quote switching), so such a value takes the
         full per-member render instead. URLs and plain addresses, the usual attribute values, pass."""
-        return all(_ATTR_SAFE.fullmatch(values[i]) for i in self.html.attr_slots())
+        return all(_ATTR_SAFE.fullmatch(values[i]) for i in self.html.attr_slots)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +26,9 @@ from .model import Subscriber
 from .subscribers import (
     EMAIL_COLUMN,
     NAME_COLUMN,
+    SAVE_AS_UTF8,
+    InvalidValue,
+    _scan_text,  # the file's own rules, applied to text this module has already read
     read_columns,
     read_subscribers,
     scan_subscribers,
@@ -38,12 +42,17 @@ LOCK_WAIT = 30.0  # seconds an edit waits for another one to finish
 BOM = b"\xef\xbb\xbf"
 #: OWASP "CSV injection": a cell starting with one of these is a formula to a spreadsheet.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+#: A cell `export` gave a leading ' (quotes already in front of a formula character get one more,
+#: so that `import` can take exactly one off and every cell comes back as it was).
+_NEUTRALISED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
 #: How each way of leaving the list reads in `subscribers list` and in messages.
 SOURCES = {
     "link": "the unsubscribe page",
     "one-click": "one-click unsubscribe in their mail program",
     "remove": "removed by an organiser",
 }
+#: How each way back onto the list reads in `subscribers list`.
+RESUBSCRIBED = {"add": "re-subscribed by an organiser", "sign-up": "re-subscribed by sign-up"}
 RESUBSCRIBE_HINT = "add it back only if its owner asked: newsletter subscribers add {} --resubscribe"
 
 
@@ -60,6 +69,11 @@ def describe_suppression(since: str, source: str) -> str:
     return f"on {since[:10]} ({SOURCES.get(source, source)})"
 
 
+def describe_resubscription(at: str, source: str) -> str:
+    """'re-subscribed by sign-up on 2026-11-25' from a ledger row."""
+    return f"{RESUBSCRIBED.get(source, f're-subscribed ({source})')} on {at[:10]}"
+
+
 # --- the file as data -----------------------------------------------------------------------------
 
 
@@ -74,9 +88,19 @@ class CsvFormat:
 
 @dataclass
 class Roster:
+    """The file's columns and members; change members through ``put`` and ``remove`` only."""
+
     columns: list[str]
     members: list[Subscriber]
     fmt: CsvFormat = field(default_factory=CsvFormat)
+    # key → position in members: an import of thousands of rows looks each one up
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._index = {m.key: i for i, m in enumerate(self.members)}
 
     def column(self, name: str) -> str | None:
         """The header as written in the file for ``name`` (headers match case-insensitively)."""
@@ -90,7 +114,7 @@ class Roster:
         return existing
 
     def find(self, key: str) -> int | None:
-        return next((i for i, m in enumerate(self.members) if m.key == key.lower()), None)
+        return self._index.get(key.lower())
 
     def put(self, address: str, *, name: str | None = None, extra: Mapping[str, str] | None = None) -> str:
         """Add or update one member: 'added', 'updated' or 'unchanged'. Empty values never erase."""
@@ -102,6 +126,7 @@ class Roster:
         if index is None:
             email_column = self._ensure_column(EMAIL_COLUMN)
             fields = {**updates, email_column: address}
+            self._index[address.lower()] = len(self.members)
             self.members.append(Subscriber(email=address, name=name or "", fields=fields))
             return "added"
         old = self.members[index]
@@ -116,26 +141,43 @@ class Roster:
         if index is None:
             return False
         del self.members[index]
+        self._reindex()  # the positions after it moved up (one unsubscribe: rare enough)
         return True
 
 
 def load(path: Path) -> Roster:
-    """The file as it is (DataError if it has problems); a missing or blank file is an empty list."""
+    """The file as it is (DataError if it has problems); a missing or blank file is an empty list.
+
+    The file is read once, so its format, columns and members all come from the same version of it
+    (an organiser may save it from Excel at any moment).
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return Roster([EMAIL_COLUMN, NAME_COLUMN], [])
     if not raw.removeprefix(BOM).strip(b" \t\r\n,;"):
         return Roster([EMAIL_COLUMN, NAME_COLUMN], [], CsvFormat(bom=raw.startswith(BOM)))
-    members = read_subscribers(path)  # DataError with every problem, file:line
-    text = raw.decode("utf-8-sig")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        read_subscribers(path)  # raises the DataError that names the line (or UTF-16)
+        raise DataError([Problem(path.name, None, "is not saved as UTF-8", SAVE_AS_UTF8)]) from None
+    columns: list[str] = []
+    members: list[Subscriber] = []
+    problems: list[Problem] = []
+    for member, row_problems in _scan_text(io.StringIO(text, newline=""), path.name, columns):
+        problems.extend(row_problems)
+        if member is not None:
+            members.append(member)
+    if problems:
+        raise DataError(problems)  # every problem, file:line
     header = next(line for line in text.splitlines(keepends=True) if line.strip(" \t\r\n,;"))
     fmt = CsvFormat(
         delimiter=sniff_delimiter(header),
         bom=raw.startswith(BOM),
         newline="\r\n" if header.endswith("\r\n") else "\n",
     )
-    return Roster(read_columns(path), members, fmt)
+    return Roster(columns, members, fmt)
 
 
 def render_csv(
@@ -218,9 +260,16 @@ def add_member(
     *,
     name: str | None = None,
     resubscribe: bool = False,
+    source: str = "add",
+    now: dt.datetime | None = None,
     wait: float = LOCK_WAIT,
 ) -> Added:
-    """Add or update one member; refuses an unsubscribed address unless ``resubscribe``."""
+    """Add or update one member; refuses an unsubscribed address unless ``resubscribe``.
+
+    Lifting an unsubscribe is noted in the ledger with ``source`` ('add': an organiser, 'sign-up':
+    the owner's own confirmation) and ``now``, for `subscribers list`.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     address = validate_address(address)
     clean_name = validate_name(name) if name is not None else None
     with locked(path, wait=wait):
@@ -235,7 +284,8 @@ def add_member(
         if outcome != "unchanged":
             save(path, roster)
         # After the file: a crash in between leaves it listed but still suppressed, never the reverse.
-        resubscribed = ledger.unsuppress(address) if suppression else False
+        # Under the lock, like the second half of `unsubscribe`: see there.
+        resubscribed = ledger.resubscribe(address, source=source, now=now) if suppression else False
     return Added(address, outcome, resubscribed)
 
 
@@ -245,11 +295,16 @@ def unsubscribe(
     """Record the suppression, then take the row out of the file; True if it was in the file.
 
     The suppression comes first and alone decides who is mailed: if the file cannot be rewritten (it
-    has problems) the DataError is raised after the address is already safe from every mailing.
+    has problems, or another edit holds it past ``wait``: EditBusy) the error is raised after the
+    address is already safe from every mailing.
     """
     key = address.lower()
     ledger.suppress(key, source=source, now=now)
     with locked(path, wait=wait):
+        # Recorded again under the lock: a re-subscribe of the same address that was under way when
+        # the first record was made may have lifted it since (add_member lifts under this lock). This
+        # unsubscribe is the later word, so it stands.
+        ledger.suppress(key, source=source, now=now)
         roster = load(path)
         removed = roster.remove(key)
         if removed:
@@ -301,10 +356,25 @@ def import_file(path: Path, ledger: Ledger, source: Path, *, wait: float = LOCK_
     _check_readable(source, display)
     report = ImportReport(display)
     rows: list[Subscriber] = []
+    first_seen: dict[str, int] = {}
     for member, problems in scan_subscribers(source, display):
         report.problems.extend(problems)
-        if member is not None:
-            rows.append(member)
+        if member is None:
+            continue
+        line = member.line
+        assert line is not None
+        try:
+            member = _as_before_export(member)
+        except InvalidValue as err:
+            report.problems.append(err.at(display, line))
+            continue
+        seen = first_seen.setdefault(member.key, line)
+        if seen != line:  # e.g. '-ann@… and -ann@…: the same address once the ' is off
+            report.problems.append(
+                Problem(display, line, f"same address as line {seen}", "delete one of the rows")
+            )
+            continue
+        rows.append(member)
     with locked(path, wait=wait):
         roster = load(path)
         suppressed = ledger.suppressed()
@@ -322,6 +392,16 @@ def import_file(path: Path, ledger: Ledger, source: Path, *, wait: float = LOCK_
         if report.added or report.updated:
             save(path, roster)
     return report
+
+
+def _as_before_export(member: Subscriber) -> Subscriber:
+    """The member with the ' that `export` put before formulas taken off again (InvalidValue if the
+    address is not valid without it)."""
+    fields = {unneutralise(k): unneutralise(v).strip() for k, v in member.fields.items()}
+    email, name = unneutralise(member.email), unneutralise(member.name)
+    if (email, name, fields) == (member.email, member.name, member.fields):
+        return member
+    return replace(member, email=validate_address(email), name=validate_name(name), fields=fields)
 
 
 def _check_readable(source: Path, display: str) -> None:
@@ -344,7 +424,12 @@ def _check_readable(source: Path, display: str) -> None:
 
 def neutralise(cell: str) -> str:
     """A leading ' keeps a spreadsheet from running the cell as a formula (OWASP CSV injection)."""
-    return f"'{cell}" if cell.startswith(FORMULA_START) else cell
+    return f"'{cell}" if cell.lstrip("'").startswith(FORMULA_START) else cell
+
+
+def unneutralise(cell: str) -> str:
+    """Undo ``neutralise``: one leading ' off a cell where quotes stand before a formula character."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
 
 
 def export(roster: Roster, suppressed: Mapping[str, object], out: TextIO, *, bom: bool) -> int:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,10 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .app import Project, transport_for
 from .errors import ConfigError, DataError, NewsletterError
-from .ledger import Ledger, iso
+from .ledger import Ledger
 from .message import Envelope, check_header_value
+from .roster import FORMULA_START, LOCK_WAIT, EditBusy, find_by_token, unsubscribe
 from .roster import add_member as add_to_list
-from .roster import find_by_token, unsubscribe
 from .subscribers import validate_address, validate_name
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,7 @@ CONFIRM_HOURS = 48
 EXPIRES = dt.timedelta(hours=CONFIRM_HOURS)
 PENDING_PER_ADDRESS = 3  # confirmation mails one address can have outstanding (no mail-bombing)
 MAX_NAME = 100
-SIGNUPS = """
-CREATE TABLE IF NOT EXISTS signups (
-    token_hash TEXT PRIMARY KEY,
-    key TEXT NOT NULL,
-    address TEXT NOT NULL,
-    name TEXT NOT NULL,
-    created_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS signups_key ON signups (key);
-"""
+MAX_FIELDS = 10  # the form has three; more is not a person filling it in
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -73,39 +64,35 @@ def _hash(token: str) -> str:
 
 
 # --- pending sign-ups (in the state database) ------------------------------------------------------
+# Kept until confirmed or for CONFIRM_HOURS at most: the address of someone who never confirmed is
+# health information we have no reason to keep.
 
 
 def add_pending(ledger: Ledger, address: str, name: str, *, now: dt.datetime) -> str | None:
     """A new confirmation token, stored hashed; None when the address has enough outstanding."""
     token = secrets.token_urlsafe(32)
-    with ledger.transaction() as db:
-        db.execute("DELETE FROM signups WHERE created_at < ?", (iso(now - EXPIRES),))
-        (count,) = db.execute("SELECT count(*) FROM signups WHERE key = ?", (address.lower(),)).fetchone()
-        if count >= PENDING_PER_ADDRESS:
-            return None
-        db.execute(
-            "INSERT INTO signups VALUES (?, ?, ?, ?, ?)",
-            (_hash(token), address.lower(), address, name, iso(now)),
-        )
-    return token
+    kept = ledger.add_signup(
+        _hash(token),
+        address=address,
+        name=name,
+        now=now,
+        expired_before=now - EXPIRES,
+        most=PENDING_PER_ADDRESS,
+    )
+    return token if kept else None
 
 
 def find_pending(ledger: Ledger, token: str, *, now: dt.datetime) -> tuple[str, str] | None:
     """(address, name) for a valid, unexpired token; None for anything else."""
-    row = ledger.db.execute(
-        "SELECT address, name FROM signups WHERE token_hash = ? AND created_at >= ?",
-        (_hash(token), iso(now - EXPIRES)),
-    ).fetchone()
-    return (str(row[0]), str(row[1])) if row else None
+    return ledger.signup(_hash(token), expired_before=now - EXPIRES)
 
 
 def forget_pending(ledger: Ledger, token: str) -> None:
-    with ledger.transaction() as db:
-        db.execute("DELETE FROM signups WHERE token_hash = ?", (_hash(token),))
+    ledger.forget_signup(_hash(token))
 
 
-def ensure_schema(ledger: Ledger) -> None:
-    ledger.db.executescript(SIGNUPS)
+def forget_expired(ledger: Ledger, *, now: dt.datetime) -> None:
+    ledger.forget_expired_signups(now - EXPIRES)
 
 
 # --- rate limit ------------------------------------------------------------------------------------
@@ -154,6 +141,7 @@ class Site:
         clock: Clock = _now,
         limit: RateLimit | None = None,
         sign: Callable[[bytes], bytes] | None = None,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         folder = project.home / "templates" / "web"
         if not (folder / "base.html").is_file():
@@ -164,12 +152,13 @@ class Site:
         from .render import make_environment
 
         self.project, self.base_url, self.clock, self.sign = project, base_url.rstrip("/"), clock, sign
+        self.lock_wait = lock_wait  # how long a click waits while an organiser's edit holds the list
         self.env = make_environment(folder)
         self.css = (folder / "web.css").read_bytes()
         self.limit = limit or RateLimit(per_client=5, overall=100, window=3600)
         self.secret = project.secret()
         with self.ledger() as ledger:
-            ensure_schema(ledger)
+            forget_expired(ledger, now=self.clock())
 
     def ledger(self) -> Ledger:
         return Ledger(self.project.settings.state_path)
@@ -202,11 +191,23 @@ class Site:
             if address is None:
                 return  # tampered, unknown or long gone: the same answer
             try:
-                unsubscribe(self.project.subscribers_path, ledger, address, source=source, now=self.clock())
+                unsubscribe(
+                    self.project.subscribers_path,
+                    ledger,
+                    address,
+                    source=source,
+                    now=self.clock(),
+                    wait=self.lock_wait,
+                )
             except DataError:
                 log.warning(
                     "an unsubscribe is recorded, but subscribers.csv has problems so its row stays in the "
                     "file (the member gets no mail) — run `newsletter check`"
+                )
+            except EditBusy:
+                log.warning(
+                    "an unsubscribe is recorded, but subscribers.csv was busy with another edit so its row "
+                    "stays in the file for now (the member gets no mail)"
                 )
 
     # sign-up ------------------------------------------------------------------------------------
@@ -217,7 +218,11 @@ class Site:
         client = request.client.host if request.client else "unknown"
         if not self.limit.allow(client):
             return self.page("busy.html", status=429)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=MAX_FIELDS)
+        except ValueError:  # more fields than the form has
+            error = "Something went wrong with the form. Please fill it in again."
+            return self.page("signup.html", status=400, values={}, error=error, field="")
         values = {k: v[0] for k, v in form.items() if k in ("name", "email", "website")}
         if values.get("website"):  # the honeypot: people never see this field, robots fill it in
             return self.page("check_inbox.html")
@@ -228,7 +233,7 @@ class Site:
         token = await run_in_threadpool(self._pending, address, name)
         if token is not None:
             try:
-                await self._send_confirmation(address, name, token)
+                await self._send_confirmation(address, token)
             except NewsletterError as err:
                 log.error("a sign-up confirmation could not be sent: %s", err)
                 return self.page("trouble.html", status=503)
@@ -238,8 +243,8 @@ class Site:
         with self.ledger() as ledger:
             return add_pending(ledger, address, name, now=self.clock())
 
-    async def _send_confirmation(self, address: str, name: str, token: str) -> None:
-        envelope = self.confirmation(address, name, f"{self.base_url}/confirm/{token}")
+    async def _send_confirmation(self, address: str, token: str) -> None:
+        envelope = self.confirmation(address, f"{self.base_url}/confirm/{token}")
         transport = transport_for(self.project, "signup")
         conn = await transport.connect()
         try:
@@ -249,20 +254,19 @@ class Site:
         if outcome.status != "sent":
             raise NewsletterError(f"the mail server answered {outcome.code or ''} ({outcome.status})")
 
-    def confirmation(self, address: str, name: str, url: str) -> Envelope:
-        """The confirmation mail; small and rare, so the standard library builds it."""
+    def confirmation(self, address: str, url: str) -> Envelope:
+        """The confirmation mail; small and rare, so the standard library builds it.
+
+        Nothing the form's sender typed goes into it but the address it is sent to: anyone can fill
+        in the form, so a name there would be their text, mailed anywhere under the group's name.
+        """
         sender = self.project.sender
         envelope_from = parseaddr(sender)[1]
-        context = {
-            "group": self.project.schedule.group,
-            "name": name,
-            "confirm_url": url,
-            "hours": CONFIRM_HOURS,
-        }
+        context = {"group": self.project.schedule.group, "confirm_url": url, "hours": CONFIRM_HOURS}
         subject = self.env.get_template("confirm_mail.subject.txt").render(context).strip()
         msg = EmailMessage(policy=policy.SMTP)
         msg["From"] = check_header_value("From", sender)
-        msg["To"] = formataddr((check_header_value("To", name), address))
+        msg["To"] = check_header_value("To", address)
         msg["Subject"] = check_header_value("Subject", subject)
         msg["Date"] = format_datetime(self.clock())
         msg["Message-ID"] = make_msgid(domain=envelope_from.rpartition("@")[2] or "localhost")
@@ -288,13 +292,25 @@ class Site:
         return self.page("confirmed.html", root="../")
 
     def _confirm(self, token: str) -> None:
+        now = self.clock()
         with self.ledger() as ledger:
-            pending = find_pending(ledger, token, now=self.clock())
+            forget_expired(ledger, now=now)
+            pending = find_pending(ledger, token, now=now)
             if pending is None:
                 return  # tampered, expired or used: the same answer
             address, name = pending
-            # Clicking the link is the owner's own opt-in, so it also lifts an earlier unsubscribe.
-            add_to_list(self.project.subscribers_path, ledger, address, name=name or None, resubscribe=True)
+            # Clicking the link is the address owner's own opt-in, so it also lifts an earlier
+            # unsubscribe; the ledger keeps a line saying so, shown by `subscribers list`.
+            add_to_list(
+                self.project.subscribers_path,
+                ledger,
+                address,
+                name=name or None,
+                resubscribe=True,
+                source="sign-up",
+                now=now,
+                wait=self.lock_wait,
+            )
             forget_pending(ledger, token)  # only now: if adding failed, the link still works later
 
     # the rest ------------------------------------------------------------------------------------
@@ -310,6 +326,14 @@ class Site:
 
 def _clean(email: str, name: str) -> tuple[str, str]:
     """Validated (address, name), or FormError saying what to correct."""
+    if not email.strip().rpartition("@")[0].isascii():
+        # Letters like ë before the @ need SMTPUTF8 all the way, which the reminders cannot count on
+        # yet; a domain like exämple.org is fine (it is kept in its xn-- form).
+        raise FormError(
+            "email",
+            "Sorry, we cannot yet send to an address with accented or non-Latin letters. "
+            "Please use another address.",
+        )
     try:
         address = validate_address(email[:320])
     except DataError:
@@ -318,7 +342,7 @@ def _clean(email: str, name: str) -> tuple[str, str]:
     if len(name) > MAX_NAME:
         raise FormError("name", f"Please keep your name under {MAX_NAME} characters.")
     # Organisers open subscribers.csv in a spreadsheet, where a cell starting with = runs as a formula.
-    if name.startswith(("=", "+", "-", "@")):
+    if name.startswith(FORMULA_START):
         raise FormError("name", "Please start your name with a letter.")
     try:
         name = validate_name(name)

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from newsletter import roster
 from newsletter.errors import DataError
 from newsletter.ledger import Ledger
-from newsletter.roster import Roster, add_member, atomic_write, load, locked, neutralise
+from newsletter.model import Subscriber
+from newsletter.roster import (
+    Roster,
+    add_member,
+    atomic_write,
+    load,
+    locked,
+    neutralise,
+    unneutralise,
+    unsubscribe,
+)
 from newsletter.subscribers import read_subscribers
 from newsletter.tokens import load_or_create_secret, unsubscribe_token
 
@@ -21,6 +34,8 @@ from .conftest import BEFORE_FIRST, CliRunner
 from .smtpd import Recorder, Server
 
 STATE = Path(".newsletter/state.sqlite3")
+EARLIER = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
+LATER = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -471,3 +486,144 @@ def test_load_reports_problems_of_the_file(group: Path) -> None:
     with pytest.raises(DataError) as caught:
         load(group / "subscribers.csv")
     assert "subscribers.csv:3: same address as line 2" in str(caught.value)
+
+
+# --- review fixes: races, history, round trips, size ---------------------------------------------
+
+
+def test_an_unsubscribe_while_an_organiser_resubscribes_is_not_lost(
+    group: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The click lands between the organiser's rewrite of the file and the lifting of the old
+    unsubscribe: it must still count (the latest word is hers), not vanish with the old one."""
+    path = group / "subscribers.csv"
+    address = "rosa.delgado@example.org"
+    with Ledger(group / STATE) as ledger:
+        unsubscribe(path, ledger, address, source="remove", now=EARLIER)
+    recorded = threading.Event()
+    clicks: list[bool] = []
+
+    class Watched(Ledger):
+        def suppress(self, address: str, *, source: str, now: dt.datetime) -> bool:
+            done = super().suppress(address, source=source, now=now)
+            recorded.set()
+            return done
+
+    def click() -> None:  # the web app's one-click unsubscribe: its own thread and connection
+        with Watched(group / STATE) as ledger:
+            clicks.append(unsubscribe(path, ledger, address, source="one-click", now=LATER))
+
+    thread = threading.Thread(target=click)
+    real_save = roster.save
+
+    def save_then_click(target: Path, members: Roster) -> None:
+        real_save(target, members)
+        if not thread.is_alive() and not clicks:  # the organiser's save: the click comes now
+            thread.start()
+            assert recorded.wait(10), "the click did not record its unsubscribe"
+
+    monkeypatch.setattr(roster, "save", save_then_click)
+    with Ledger(group / STATE) as ledger:
+        done = add_member(path, ledger, address, name="Rosa", resubscribe=True, now=LATER)
+    thread.join(10)
+    assert done.resubscribed and clicks == [True]
+    assert address not in addresses(group)
+    assert suppressed(group)[address][1] == "one-click"
+
+
+def test_a_resubscribe_is_kept_in_the_history_and_shown_by_list(group: Path, run: CliRunner) -> None:
+    assert run(group, "subscribers", "remove", "rosa.delgado@example.org")[0] == 0
+    assert run(group, "subscribers", "add", "rosa.delgado@example.org", "--resubscribe")[0] == 0
+    with Ledger(group / STATE) as ledger:
+        ((at, source),) = [v for k, v in ledger.resubscriptions().items() if k == "rosa.delgado@example.org"]
+    assert source == "add"
+    code, out, err = run(group, "subscribers", "list")
+    assert code == 0, err
+    rosa = next(line for line in out.splitlines() if "rosa.delgado@example.org" in line)
+    assert f"re-subscribed by an organiser on {at[:10]}" in rosa
+    assert "Unsubscribed" not in out
+
+
+def test_export_then_import_gives_the_same_list_back(group: Path, run: CliRunner, tmp_path: Path) -> None:
+    original = (
+        "email,name,phone,note,-tags\n"
+        '-dash@example.org,=Ann Lee,+1 555 0100,"775 Haywood Rd, Greenville, SC 29607",@home\n'
+        "+plus@example.org,-,-2,@ann.example on Facebook,=SUM(A1)\n"
+        "=eq@example.org,Cy,+1 555 0102,'quoted' already,'=kept as typed\n"
+    )
+    write(group / "subscribers.csv", original)
+    before = rows(group)
+    exported = tmp_path / "for-excel.csv"
+    code, out, err = run(group, "subscribers", "export", str(exported))
+    assert code == 0, err
+    assert "'+1 555 0100" in exported.read_text(encoding="utf-8-sig")  # neutralised on the way out
+    (group / "subscribers.csv").unlink()
+    code, out, err = run(group, "subscribers", "import", str(exported))
+    assert code == 0, err
+    assert "3 added, 0 updated, 0 already there, 0 skipped" in out
+    assert rows(group) == before
+    assert list(rows(group)[0]) == ["email", "name", "phone", "note", "-tags"]
+    # Importing the export over the list it came from changes nothing.
+    code, out, err = run(group, "subscribers", "import", str(exported))
+    assert code == 0 and "0 added, 0 updated, 3 already there" in out
+
+
+def test_unneutralise_strips_exactly_one_quote_before_a_formula_character() -> None:
+    cells = ("'=x", "''=x", "'+1 555", "'-", "'@x", "'\tx", "'plain", "'", "=x", "Ann", "''plain")
+    assert [unneutralise(c) for c in cells] == [
+        *("=x", "'=x", "+1 555", "-", "@x", "\tx"),
+        *("'plain", "'", "=x", "Ann", "''plain"),  # no formula after the quote: left as it is
+    ]
+    # A cell that already starts with quotes before a formula character gets one more, so every
+    # cell comes back exactly as it was.
+    assert neutralise("'=x") == "''=x"
+    raw = ("=x", "'=x", "''-1", "'plain", "'", "Ann", "+1 555 0100", "\tx", "", "a=b")
+    assert [unneutralise(neutralise(c)) for c in raw] == list(raw)
+
+
+def test_a_large_import_is_linear_and_reports_rows_as_ranges(
+    group: Path, run: CliRunner, tmp_path: Path
+) -> None:
+    lines = [f"bulk{n}@example.org,Bulk {n}" for n in range(5000)]
+    lines[5] = "not-an-address,Broken"  # line 7 of the file
+    sheet = write(tmp_path / "bulk.csv", "email,name\n" + "\n".join(lines) + "\n")
+    code, out, err = run(group, "subscribers", "import", str(sheet))
+    assert code == 1  # the broken row is reported; the others are in
+    assert "4999 added" in out and "  added: rows 2–6, 8–5001\n" in out
+    assert len(addresses(group)) == 5 + 4999
+
+
+def test_roster_edits_look_members_up_by_address_not_by_scanning(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = [0]
+
+    def counted(self: Subscriber) -> str:
+        reads[0] += 1
+        return self.email.lower()
+
+    monkeypatch.setattr(Subscriber, "key", property(counted))
+    members = Roster(["email", "name"], [])
+    count = 1000
+    for n in range(count):
+        assert members.put(f"m{n}@example.org", name=f"M {n}") == "added"
+    for n in range(count):
+        assert members.put(f"M{n}@Example.org", name=f"M {n}") == "unchanged"
+    assert members.remove("m500@example.org") and members.find("m501@example.org") == 500
+    assert members.find("m500@example.org") is None
+    assert reads[0] < 10 * count  # a scan per row would read it about count² times
+
+
+def test_load_reads_the_file_once(group: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = group / "subscribers.csv"
+    opened: list[object] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            opened.append(args)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    members = load(path)
+    assert [m.key for m in members.members][:1] == ["linda.harper@example.org"]
+    assert members.columns == ["email", "name", "joined"] and len(members.members) == 5
+    assert len(opened) == 1

@@ -195,3 +195,21 @@ def test_upcoming_lists_reminders(group: Path, run: CliRunner) -> None:
     run(group, "send", "--at", BEFORE_FIRST)
     code, out, err = run(group, "upcoming", "--at", BEFORE_FIRST)
     assert f"sent {len(members(group))}/{len(members(group))}" in out
+
+
+def test_accented_domain_is_sent_in_ascii_form_and_accented_name_before_at_is_refused(
+    group: Path, smtp: Server, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    csv_path = group / "subscribers.csv"
+    csv_path.write_text(
+        csv_path.read_text(encoding="utf-8") + "ann@exämple.org,Ann,2026-01-01\n", encoding="utf-8"
+    )
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST)
+    assert code == 0, err
+    assert ["ann@xn--exmple-cua.org"] in [m.rcpt_tos for m in smtp.messages]
+    csv_path.write_text(
+        csv_path.read_text(encoding="utf-8") + "zoë@example.org,Zoë,2026-01-01\n", encoding="utf-8"
+    )
+    code, out, err = run(group, "send", "--at", BEFORE_FIRST, "--reminder", "day-before")
+    assert code == 1 and "subscribers.csv:8:" in err and "zoë@" not in err
