@@ -65,6 +65,9 @@ def encode_header(name: str, value: str) -> bytes:
     check_header_value(name, value)
     if value.isascii() and len(name) + len(value) < 76:
         return f"{name}: {value}".encode("ascii") + CRLF
+    if value.isascii() and "=?" not in value and ", <" in value:
+        # A list of <URI>s (List-Unsubscribe), per member: fold between them, no Header() machinery.
+        return f"{name}: {value.replace(', <', f',{chr(13)}{chr(10)} <')}".encode("ascii") + CRLF
     folded = Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name)
     return f"{name}: {folded.encode(linesep=chr(13) + chr(10))}".encode("ascii") + CRLF
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -28,8 +29,12 @@ def token_matches(secret: bytes, address_key: str, token: str) -> bool:
 def message_id(secret: bytes, campaign: str, address_key: str, domain: str) -> str:
     """Stable per (campaign, member), so a message resent after a crash keeps its Message-ID."""
     digest = base64.b32encode(_mac(secret, "message-id", f"{campaign}\0{address_key}")[:15]).decode().lower()
-    camp = base64.b32encode(_mac(secret, "campaign", campaign)[:5]).decode().lower()
-    return f"<{camp}.{digest}@{domain}>"
+    return f"<{_campaign_part(secret, campaign)}.{digest}@{domain}>"
+
+
+@functools.lru_cache(maxsize=64)
+def _campaign_part(secret: bytes, campaign: str) -> str:
+    return base64.b32encode(_mac(secret, "campaign", campaign)[:5]).decode().lower()
 
 
 def load_or_create_secret(path: Path) -> bytes:
