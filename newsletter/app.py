@@ -299,6 +299,7 @@ def send(
     from .changes import snapshot
     from .delivery import deliver
     from .ledger import Ledger
+    from .ratelimit import limiter_for
 
     held = send_lock(project, wait=lock_wait) if lock else None
     try:
@@ -316,6 +317,10 @@ def send(
                 now=clock(),
                 columns=columns_of(project),
                 sequence=ledger.sequence(mailing.meeting.key, told),
+            )
+            # SMTP_RATE_LIMIT: a day's budget already spent stops here, before anything is built.
+            limiter = (
+                limiter_for(project.settings.rate_limit, ledger, now=clock) if project.settings.smtp else None
             )
             ledger.open_campaign(
                 mailing.id,
@@ -336,6 +341,7 @@ def send(
                     progress=progress,
                     stop=stop,
                     told=(mailing.meeting.key, told),
+                    throttle=limiter.throttle if limiter else None,
                 )
             )
             counts = ledger.counts(mailing.id)

@@ -165,6 +165,9 @@ def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) 
     public = env.get("NEWSLETTER_PUBLIC_URL", "").strip().rstrip("/")
     if public and not re.match(r"https?://[^/\s]+", public):
         raise ConfigError("NEWSLETTER_PUBLIC_URL must be a web address — e.g. https://news.example.org")
+    from .ratelimit import parse_rate_limit
+
+    parse_rate_limit(env.get("SMTP_RATE_LIMIT", "").strip())  # a wrong value is a ConfigError now
     secret = env.get("NEWSLETTER_SECRET", "").strip()
     if secret and len(secret) < 16:
         raise ConfigError(

@@ -14,6 +14,7 @@ from itertools import islice
 from .ledger import FINAL, Ledger, Result
 from .message import Envelope
 from .model import Subscriber
+from .ratelimit import DailyCapReached
 from .transport import Outcome, Transport, redact
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,8 @@ async def deliver(
                     report.counts["deferred"] += 1
                     progress.advance("deferred")
                     continue
-                if stop is not None and stop.is_set():  # SIGTERM: finish what is in flight, queue no more
-                    return
+                if halt.is_set() or (stop is not None and stop.is_set()):
+                    return  # SIGTERM or the day's cap: finish what is in flight, queue no more
                 await queue.put((build(member), row.attempts))
         complete.append(True)
 
@@ -163,15 +164,27 @@ async def deliver(
         conn = None
         unsaved: Result | None = None  # the last outcome, written together with the next claim
         try:
-            while (item := await queue.get()) is not None:
+            while (item := await queue.get()) is not None and not halt.is_set():
                 envelope, attempts = item
                 outcome = Outcome("dropped")
                 for _ in range(RECONNECTS):
+                    if throttle is not None:
+                        try:
+                            pauses = list(throttle())
+                        except DailyCapReached as err:
+                            # The other connections finish and record what they are sending; this
+                            # message is not claimed, so it simply waits for tomorrow's run.
+                            capped.append(err)
+                            halt.set()
+                            while not queue.empty():  # what is queued stays pending in the ledger
+                                queue.get_nowait()
+                            for _ in range(workers):  # every connection's stop signal, from here
+                                queue.put_nowait(None)
+                            return
+                        for pause in pauses:
+                            await asyncio.sleep(pause)
                     if conn is None:
                         conn = await transport.connect()
-                    if throttle is not None:
-                        for pause in throttle():
-                            await asyncio.sleep(pause)
                     await journal.commit(claim=(envelope.key, envelope.message_id), result=unsaved)
                     unsaved = None
                     attempts += 1
@@ -201,10 +214,14 @@ async def deliver(
             if conn is not None:
                 await conn.close()
 
+    halt = asyncio.Event()  # the day's cap is reached: stop after what is in flight
+    capped: list[DailyCapReached] = []
+
     async def produce_then_stop() -> None:
         await produce()
-        for _ in range(workers):
-            await queue.put(None)
+        if not halt.is_set():  # when halted, the halting connection queued the stop signals
+            for _ in range(workers):
+                await queue.put(None)
 
     workers = max(1, connections)
     tasks = [
@@ -221,6 +238,9 @@ async def deliver(
         if journal.waiters:
             journal.flush()
         progress.finish()
+    if capped:
+        capped[0].report = report
+        raise capped[0]
     if complete:  # taken off the list since the mailing started: nothing more to send them
         ledger.mark_not_seen(campaign, "removed", now=clock())
     return report

@@ -347,6 +347,11 @@ def member_values_only_printed(env: jinja2.Environment, names: Iterable[str]) ->
                     printed.add(id(expr.node))
                 elif isinstance(expr, nodes.Name) and expr.name != "member":
                     printed.add(id(expr))
+        if not name.endswith(_TEXT_SUFFIXES):
+            # Inside {% autoescape false %} an HTML template prints a value raw, where filling in
+            # would escape it: such a value is not "only printed" in the sense the fast path needs.
+            for block in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+                printed -= {id(n) for n in block.find_all(nodes.Name)}
         for name_node in tree.find_all(nodes.Name):
             if name_node.name in MEMBER_NAMES and id(name_node) not in printed:
                 log.info("templates/%s uses a member value in logic: rendering once per member", name)

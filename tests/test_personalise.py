@@ -199,3 +199,22 @@ def test_reply_to_with_a_display_name(group: Path, monkeypatch: pytest.MonkeyPat
     msg = message_from_bytes(data, policy=policy.default)
     assert "<mailto:vonnie@example.org?subject=unsubscribe" in " ".join(str(msg["List-Unsubscribe"]).split())
     assert_same(data, per_member(prep, member), member.email)
+
+
+def test_member_value_printed_without_autoescape(group: Path) -> None:
+    write_members(group, [("tom@example.org", "Tom & <b>Jerry</b>", "")])
+    add_to_template(
+        group,
+        "reminder.html",
+        '{% autoescape false %}<p class="lead">{{ member.name }}</p>{% endautoescape %}',
+    )
+    prep, [member] = prepared(group)
+    assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
+
+
+def test_whole_member_printed(group: Path) -> None:
+    """``{{ member }}`` is not a single value: that mailing takes the per-member render."""
+    write_members(group, [("ann@example.org", "Ann", "")])
+    add_to_template(group, "reminder.html", '<p class="lead">{{ member }}</p>')
+    prep, [member] = prepared(group)
+    assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
