@@ -7,6 +7,7 @@ meeting's current ones, grouped by what they were told so each notice says "from
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
@@ -62,16 +63,7 @@ def current(schedule: Schedule, key: str, told: str) -> Meeting:
     found = schedule.meeting_on(dt.date.fromisoformat(key))
     if found is not None:
         return found
-    gone = rebuild(told)
-    return Meeting(
-        gone.date,
-        gone.time,
-        gone.title,
-        gone.venue,
-        cancelled=True,
-        note=REMOVED_NOTE,
-        duration=gone.duration,
-    )
+    return dataclasses.replace(rebuild(told), cancelled=True, note=REMOVED_NOTE)
 
 
 @dataclass(frozen=True)
