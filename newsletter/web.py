@@ -8,6 +8,7 @@ and nothing here logs an address or a token.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -15,9 +16,6 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .app import Project, transport_for
 from .errors import ConfigError, DataError, NewsletterError
 from .ledger import Ledger
-from .message import Envelope, check_header_value
+from .message import Envelope, check_header_value, small_message
 from .roster import FORMULA_START, LOCK_WAIT, EditBusy, find_by_token, unsubscribe
 from .roster import add_member as add_to_list
 from .subscribers import validate_address, validate_name
@@ -260,23 +258,18 @@ class Site:
         Nothing the form's sender typed goes into it but the address it is sent to: anyone can fill
         in the form, so a name there would be their text, mailed anywhere under the group's name.
         """
-        sender = self.project.sender
-        envelope_from = parseaddr(sender)[1]
         context = {"group": self.project.schedule.group, "confirm_url": url, "hours": CONFIRM_HOURS}
-        subject = self.env.get_template("confirm_mail.subject.txt").render(context).strip()
-        msg = EmailMessage(policy=policy.SMTP)
-        msg["From"] = check_header_value("From", sender)
-        msg["To"] = check_header_value("To", address)
-        msg["Subject"] = check_header_value("Subject", subject)
-        msg["Date"] = format_datetime(self.clock())
-        msg["Message-ID"] = make_msgid(domain=envelope_from.rpartition("@")[2] or "localhost")
-        msg["Auto-Submitted"] = "auto-generated"  # no vacation replies to a robot
-        msg.set_content(self.env.get_template("confirm_mail.txt").render(context))
-        msg.add_alternative(self.env.get_template("confirm_mail.html").render(context), subtype="html")
-        data = msg.as_bytes()
-        if self.sign is not None:
-            data = self.sign(data)
-        return Envelope(envelope_from, address, data, str(msg["Message-ID"]), address.lower())
+        envelope = small_message(
+            sender=self.project.sender,
+            to=address,
+            subject=self.env.get_template("confirm_mail.subject.txt").render(context).strip(),
+            text=self.env.get_template("confirm_mail.txt").render(context),
+            html=self.env.get_template("confirm_mail.html").render(context),
+            now=self.clock(),
+        )
+        if self.sign is None:
+            return envelope
+        return dataclasses.replace(envelope, data=self.sign(envelope.data))
 
     # confirm -------------------------------------------------------------------------------------
     async def confirm_page(self, request: Request) -> Response:

@@ -334,3 +334,25 @@ def test_screenshot_when_the_browser_dies_says_so(
     assert code == 1
     assert "headless Chromium stopped (exit code 1)" in err
     assert not png.exists()
+
+
+@pytest.mark.browser
+def test_sign_up_confirmation_mail_passes_axe_and_our_checks(
+    driver: browser.Driver, group: Path, tmp_path: Path
+) -> None:
+    from email import message_from_bytes, policy
+
+    from newsletter.app import load_project
+    from newsletter.config import resolve
+    from newsletter.web import Site
+
+    site = Site(load_project(resolve(group, environ={})), base_url="https://news.example.org")
+    envelope = site.confirmation("ann@example.org", "https://news.example.org/confirm/TOKEN")
+    html = message_from_bytes(envelope.data, policy=policy.default).get_body(("html",))
+    assert html is not None
+    path = tmp_path / "confirm.html"
+    path.write_text(html.get_content(), encoding="utf-8")
+    problems = browser.check_mail(driver, path)
+    assert not problems, "\n".join(problems)
+    browser.open_html(driver, path, width=320)
+    assert browser.scroll_width(driver) <= 320
