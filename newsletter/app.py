@@ -141,19 +141,26 @@ def load_project(
                 members_count, members_checked = check_file(home / "subscribers.csv")
             except DataError as err:
                 problems.extend(err.problems)
-    if settings.sender:
-        from .subscribers import validate_address
+    from .subscribers import validate_address
 
-        address = parseaddr(settings.sender)[1]
+    for name, value, example in (
+        ("NEWSLETTER_FROM", settings.sender, "Group name <news@example.org>"),
+        ("NEWSLETTER_REPLY_TO", settings.reply_to, "margaret@example.org"),
+    ):
+        if not value:
+            continue
+        address = parseaddr(value)[1]
         try:
-            validate_address(address)
+            # The address goes into headers and mailto: links as it is: plain ASCII only.
+            if validate_address(address) != address or not address.isascii():
+                raise DataError([])
         except DataError:
             problems.append(
                 Problem(
                     ".env",
                     None,
-                    "NEWSLETTER_FROM is not a valid address",
-                    "write it as NEWSLETTER_FROM=Group name <news@example.org>",
+                    f"{name} is not a valid plain address",
+                    f"write it as {name}={example} (no accented letters)",
                 )
             )
     if problems or schedule is None:
@@ -300,6 +307,7 @@ def send(
     from .delivery import deliver
     from .ledger import Ledger
     from .ratelimit import limiter_for
+    from .subscribers import check_file, iter_subscribers
 
     held = send_lock(project, wait=lock_wait) if lock else None
     try:
@@ -308,7 +316,10 @@ def send(
             told = snapshot(mailing.meeting)
             # A change notice goes only to the members it was opened for (see scheduler.notices).
             only = ledger.enqueued(mailing.id) if mailing.kind == "change" else None
-            members = project.members()
+            checked = project.members_checked
+            if checked is None:  # a tick reads the project lightly: check the whole list before sending
+                checked = check_file(project.subscribers_path)[1]
+            members = iter_subscribers(project.subscribers_path, checked=checked)
             if only is not None:
                 members = (m for m in members if m.key in only)
             prepared = prepare(
@@ -347,6 +358,9 @@ def send(
             counts = ledger.counts(mailing.id)
             if all(status in {"sent", "failed", "suppressed", "removed"} for status in counts):
                 ledger.set_campaign_state(mailing.id, "done", now=clock())
+                # The list this mailing went to: if it changes while the reminder is still due,
+                # tick sends it to the newcomers (see scheduler.tick).
+                ledger.set_meta(f"list:{mailing.id}", repr(checked))
         return report
     finally:
         if held is not None:

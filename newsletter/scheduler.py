@@ -155,6 +155,13 @@ def notices(project: Project, ledger: Ledger, *, now: dt.datetime) -> list[Due]:
     return out
 
 
+def list_changed(project: Project, ledger: Ledger, due: Due) -> bool:
+    """subscribers.csv is not the file this (finished) mailing went to: newcomers may be waiting."""
+    from .subscribers import file_stamp
+
+    return ledger.get_meta(f"list:{due.id}") != repr(file_stamp(project.subscribers_path))
+
+
 def tick(
     project: Project,
     *,
@@ -206,7 +213,13 @@ def tick(
                 if state != "due":
                     continue
                 campaign = ledger.campaign(due.id)
-                if campaign is not None and campaign.state in {"done", "skipped", "closed"}:
+                if campaign is not None and campaign.state in {"skipped", "closed"}:
+                    continue
+                if (
+                    campaign is not None
+                    and campaign.state == "done"
+                    and not list_changed(project, ledger, due)
+                ):
                     continue
                 if stop is not None and stop.is_set():
                     break

@@ -137,6 +137,15 @@ def _stamp(fd: int) -> Stamp:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def file_stamp(path: Path) -> Stamp | None:
+    """The stamp check_file would give the file as it is now (None if it is missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def check_file(path: Path, display: str | None = None) -> tuple[int, Stamp | None]:
     """Validate the whole file keeping nothing in memory: (members, stamp of the file checked).
 

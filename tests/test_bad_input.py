@@ -227,3 +227,22 @@ def test_env_file_is_read_and_environment_wins(
     code, out, err = run(group, "send", "--at", BEFORE_FIRST)
     assert code == 0, err
     assert len(smtp.messages) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NEWSLETTER_REPLY_TO", "zoë@example.org"),
+        ("NEWSLETTER_REPLY_TO", "not an address"),
+        ("NEWSLETTER_FROM", "News <news@exämple.org>"),
+    ],
+)
+def test_bad_sender_or_reply_to_setting_is_named(
+    name: str, value: str, group: Path, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    for command in (["check"], ["send", "--at", BEFORE_FIRST]):
+        code, out, err = run(group, *command)
+        assert code == 1, err
+        assert name in err and "Traceback" not in err
+    assert not (group / "outbox").exists()

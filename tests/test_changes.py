@@ -131,10 +131,14 @@ def test_only_members_who_had_the_reminder_get_the_notice(
         )
         move_dinner_to_1830(group)
         code, out, err = run(group, "tick", "--at", AFTER)
-        notices = smtp.messages[EVERYONE - 1 :]
+        later = smtp.messages[EVERYONE - 1 :]
+        notices = [m for m in later if m.message["Subject"].startswith("Changed:")]
         got = {m.rcpt_tos[0] for m in notices}
         assert len(notices) == EVERYONE - 1
         assert VICTIM not in got and "newcomer@example.org" not in got
+        # The newcomer, added while the week-before reminder is due, gets it with the new time.
+        [welcome] = [m for m in later if m.rcpt_tos[0] == "newcomer@example.org"]
+        assert welcome.message["Subject"].startswith("Reminder:") and "6:30 PM" in welcome.message["Subject"]
         # The newcomer simply gets the current details in the next reminder.
         refuse.rcpt_hook = None
         code, out, err = run(group, "tick", "--at", "2026-12-07T09:05")
@@ -204,7 +208,11 @@ def test_edits_that_change_nothing_members_were_told_send_nothing(
     noop(group)
     code, out, err = run(group, "tick", "--at", AFTER)
     assert code == 0, err
-    assert len(reminded.messages) == EVERYONE
+    later = reminded.messages[EVERYONE:]
+    assert not [m for m in later if m.message["Subject"].startswith(("Changed", "Cancelled"))]
+    # A new member simply gets the reminder that is due; nobody else gets anything.
+    newcomer = "new@example.org" in (group / "subscribers.csv").read_text(encoding="utf-8")
+    assert [m.rcpt_tos[0] for m in later] == (["new@example.org"] if newcomer else [])
 
 
 def test_unsubscribed_member_gets_no_notice(group: Path, reminded: Server, run: CliRunner) -> None:

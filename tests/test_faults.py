@@ -193,3 +193,37 @@ def test_missed_window_is_recorded_as_skipped_with_the_reason(group: Path, run: 
     assert len(list((group / "outbox").glob("2026-12-08_day-before/*.eml"))) == 5
     code, out, err = run(group, "upcoming", "--at", "2026-12-07T10:00")
     assert "skipped: not sent: its window closed" in out
+
+
+def test_a_member_added_while_the_reminder_is_due_gets_it_at_the_next_tick(
+    group: Path, run: CliRunner, smtp: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    run(group, "tick", "--at", DUE)
+    assert len(smtp.messages) == 5
+    code, out, err = run(group, "tick", "--at", LATER)  # the list did not change: nothing
+    assert code == 0 and len(smtp.messages) == 5 and out == ""
+    code, out, err = run(group, "subscribers", "add", "newcomer@example.org", "--name", "New Member")
+    assert code == 0, err
+    code, out, err = run(group, "tick", "--at", LATER)
+    assert code == 0, err
+    assert [m.rcpt_tos for m in smtp.messages[5:]] == [["newcomer@example.org"]]
+    assert "Reminder: Planning dinner next week" in smtp.messages[5].message["Subject"]
+    run(group, "tick", "--at", LATER)
+    assert len(smtp.messages) == 6
+
+
+def test_a_tick_with_a_broken_list_sends_nothing(
+    group: Path, run: CliRunner, smtp: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    csv_path = group / "subscribers.csv"
+    # Past the first chunk the send reads (500 rows), so only a check of the whole list catches it.
+    many = "".join(f"m{i}@example.org,M {i},\n" for i in range(600))
+    csv_path.write_text(
+        csv_path.read_text(encoding="utf-8") + many + "not-an-address,Broken\n", encoding="utf-8"
+    )
+    code, out, err = run(group, "tick", "--at", DUE)
+    assert code == 1
+    assert "subscribers.csv:607:" in err and "nothing was sent" in err
+    assert smtp.messages == []
