@@ -369,10 +369,6 @@ class Ledger:
                 > 0
             )
 
-    def unsuppress(self, address: str) -> bool:
-        with self.transaction() as db:
-            return db.execute("DELETE FROM suppressions WHERE address = ?", (address.lower(),)).rowcount > 0
-
     def suppressed(self) -> dict[str, tuple[str, str]]:
         return {a: (since, source) for a, since, source in self.db.execute("SELECT * FROM suppressions")}
 
