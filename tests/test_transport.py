@@ -46,17 +46,21 @@ def tls_server(ca: trustme.CA) -> Iterator[Server]:
         yield server
 
 
-def test_starttls_and_auth_with_a_verified_certificate(
-    tls_server: Server,
-    ca: trustme.CA,
-    group: Path,
-    run: CliRunner,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def trusted(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust the test CA the way a deployer would: SSL_CERT_FILE."""
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # trust the test CA the way a deployer would
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+
+
+@pytest.mark.usefixtures("trusted")
+def test_starttls_and_auth_with_a_verified_certificate(
+    tls_server: Server,
+    group: Path,
+    run: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SMTP_URL", f"smtp+starttls://organiser:{PASSWORD}@127.0.0.1:{tls_server.port}")
     code, out, err = run(group, "send", "--at", BEFORE_FIRST)
     assert code == 0, err
@@ -88,17 +92,13 @@ def test_starttls_is_required_when_the_url_asks_for_it(
         assert plain.messages == []
 
 
+@pytest.mark.usefixtures("trusted")
 def test_wrong_password_is_reported_without_it(
     tls_server: Server,
-    ca: trustme.CA,
     group: Path,
     run: CliRunner,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     monkeypatch.setenv("SMTP_URL", f"smtp+starttls://organiser:wrong-{PASSWORD}@127.0.0.1:{tls_server.port}")
     code, out, err = run(group, "send", "--at", BEFORE_FIRST)
     assert code == 3
