@@ -279,15 +279,16 @@ def prepared(group: Path) -> Any:
     """The mailing as `send` prepares it (for the prebuilt messages and the peer's template)."""
     import datetime as dt
 
-    from newsletter.app import columns_of, load_project, prepare
-    from newsletter.config import resolve
-    from newsletter.due import next_mailing
+    from newsletter.project import load_project
+    from newsletter.send.pipeline import prepare
+    from newsletter.settings import resolve
+    from newsletter.timing import next_mailing
 
     project = load_project(resolve(group, environ={"NEWSLETTER_SECRET": SECRET}), check_subscribers=False)
     now = dt.datetime.fromisoformat(SEND_AT).replace(tzinfo=project.schedule.group.tz)
     due = next_mailing(project.schedule, now)
     assert due is not None, "the sample schedule has no reminder after " + SEND_AT
-    return project, prepare(project, due, now=now, columns=columns_of(project)), now
+    return project, prepare(project, due, now=now, columns=project.columns()), now
 
 
 def html_size(group: Path) -> tuple[int, int]:
@@ -336,7 +337,7 @@ def read_prebuilt(path: Path) -> list[tuple[str, str, bytes]]:
 
 def mailmerge_files(group: Path, folder: Path, members: int) -> int:
     """Template, database and server config for mailmerge; returns its message size for one member."""
-    from newsletter.render import Slot
+    from newsletter.compose.templates import Slot
 
     _, prep, _ = prepared(group)
     rendered = prep.factory.rendered

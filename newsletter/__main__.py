@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from newsletter.cli.main import main
 
 sys.exit(main(prog_name="python -m newsletter"))

@@ -1,9 +1,12 @@
-"""Plain data that the inputs are validated into; everything downstream works on these."""
+"""Plain data that the inputs are validated into, and the states and results every layer shares."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
@@ -113,3 +116,118 @@ class Article:
     url: str  # where the whole article is
     body_markdown: str
     path: str = ""
+
+
+class MailKind(StrEnum):
+    """Which templates a mailing uses (``reminder.html``, ``change.html`` …)."""
+
+    REMINDER = "reminder"
+    CHANGE = "change"
+
+
+class CampaignState(StrEnum):
+    OPEN = "open"  # members may still be owed the mail
+    DONE = "done"  # everyone reached, failed for good, or unsubscribed
+    SKIPPED = "skipped"  # its window closed before any send ran
+    CLOSED = "closed"  # its window closed (or it was superseded) with members not reached
+
+
+class DeliveryStatus(StrEnum):
+    """One (mailing, member) row of the ledger."""
+
+    PENDING = "pending"
+    SENDING = "sending"  # claimed and committed before the message goes out
+    SENT = "sent"
+    DEFERRED = "deferred"  # 4xx (or 552): tried again after a back-off
+    FAILED = "failed"  # 5xx: the server's text is kept
+    AMBIGUOUS = "ambiguous"  # the connection was lost after DATA: maybe delivered
+    SUPPRESSED = "suppressed"  # unsubscribed
+    REMOVED = "removed"  # taken off the list while the mailing was going out
+
+
+#: States after which a member needs nothing more for that mailing.
+FINAL = frozenset(
+    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.REMOVED}
+)
+#: Final states that are not a failure: nothing left to tell anyone about.
+SETTLED = frozenset({DeliveryStatus.SENT, DeliveryStatus.SUPPRESSED, DeliveryStatus.REMOVED})
+
+
+@dataclass(frozen=True)
+class Mailing:
+    """One campaign: a reminder (``rule`` set) or a change notice (``previous`` set) for one meeting."""
+
+    meeting: Meeting
+    name: str  # the reminder's name, or the notice's (change-1 …)
+    kind: MailKind = MailKind.REMINDER
+    rule: ReminderRule | None = None
+    previous: str = ""  # a change notice: the details (JSON) its members were told before
+
+    @property
+    def id(self) -> str:
+        return f"{self.meeting.key}/{self.name}"
+
+    @classmethod
+    def for_reminder(cls, meeting: Meeting, rule: ReminderRule) -> Mailing:
+        return cls(meeting, rule.name, MailKind.REMINDER, rule)
+
+    @classmethod
+    def for_change(cls, meeting: Meeting, name: str, previous: str) -> Mailing:
+        return cls(meeting, name, MailKind.CHANGE, None, previous)
+
+
+@dataclass
+class Report:
+    """What one send run did to one mailing."""
+
+    campaign: str
+    counts: Counter[str] = field(default_factory=Counter)  # this run's outcomes, by DeliveryStatus
+    total: int = 0  # members in the list for this mailing
+
+    @property
+    def problems(self) -> int:
+        return (
+            self.counts[DeliveryStatus.DEFERRED]
+            + self.counts[DeliveryStatus.FAILED]
+            + self.counts[DeliveryStatus.AMBIGUOUS]
+        )
+
+
+#: What a member was told that matters: an edit elsewhere (article, wording, a title) sends nothing.
+COMPARED = ("time", "venue", "address", "venue_note", "cancelled")
+
+
+def snapshot(meeting: Meeting) -> str:
+    """The details a message about ``meeting`` carries, as canonical JSON (stored in the ledger)."""
+    return json.dumps(
+        {
+            "date": meeting.key,
+            "time": meeting.time.strftime("%H:%M"),
+            "title": meeting.title,
+            "venue": meeting.venue.name,
+            "address": meeting.venue.address,
+            "venue_note": meeting.venue.note,
+            "cancelled": meeting.cancelled,
+            "minutes": int(meeting.duration.total_seconds() // 60),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
+def same(told: str, current: str) -> bool:
+    a, b = json.loads(told), json.loads(current)
+    return all(a.get(k) == b.get(k) for k in COMPARED)
+
+
+def rebuild(details: str) -> Meeting:
+    """The meeting as a member was told it (for a meeting that has vanished from the schedule)."""
+    d = json.loads(details)
+    return Meeting(
+        date=dt.date.fromisoformat(d["date"]),
+        time=dt.time.fromisoformat(d["time"]),
+        title=d["title"],
+        venue=Venue(d["venue"], d["address"], d["venue_note"]),
+        cancelled=bool(d["cancelled"]),
+        duration=dt.timedelta(minutes=int(d.get("minutes", 120))),
+    )

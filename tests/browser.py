@@ -20,8 +20,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from newsletter.cli.screenshot import FLAGS, find_browser
 from newsletter.errors import NewsletterError
-from newsletter.screenshot import FLAGS, find_browser
 
 A11Y = Path(__file__).resolve().parent / "a11y"
 AXE_JS = A11Y / "node_modules" / "axe-core" / "axe.min.js"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.cli import main
+from newsletter.cli.main import main
 
 from .smtpd import Recorder, Server
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import screenshot
+from newsletter.cli import screenshot
 
 from . import browser
 from .conftest import BEFORE_FIRST, ROOT, CliRunner
@@ -342,9 +342,9 @@ def test_sign_up_confirmation_mail_passes_axe_and_our_checks(
 ) -> None:
     from email import message_from_bytes, policy
 
-    from newsletter.app import load_project
-    from newsletter.config import resolve
-    from newsletter.web import Site
+    from newsletter.project import load_project
+    from newsletter.settings import resolve
+    from newsletter.web.public import Site
 
     site = Site(load_project(resolve(group, environ={})), base_url="https://news.example.org")
     envelope = site.confirmation("ann@example.org", "https://news.example.org/confirm/TOKEN")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import article_html, excerpt, load_article, split_sentences
 from newsletter.errors import DataError, Problem
+from newsletter.inputs.articles import article_html, excerpt, load_article, split_sentences
 from newsletter.model import Article
 
 ROOT = Path(__file__).resolve().parents[1]

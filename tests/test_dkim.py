@@ -14,9 +14,9 @@ import dkim
 import pytest
 from dkim import dknewkey
 
-from newsletter.cli import main
+from newsletter.cli.main import main
+from newsletter.compose.dkim import OVERSIGNED, SIGNED_HEADERS, load_signer
 from newsletter.errors import ConfigError
-from newsletter.signing import OVERSIGNED, SIGNED_HEADERS, DkimSigner
 
 from .conftest import BEFORE_FIRST, ROOT, SAMPLE, CliRunner
 from .smtpd import Server
@@ -64,7 +64,7 @@ def test_a_signed_reminder_verifies_against_the_published_key(
     keys: tuple[Path, str], reminder: bytes
 ) -> None:
     key, record = keys
-    signer = DkimSigner(key, SELECTOR, DOMAIN)
+    signer = load_signer(key, SELECTOR, DOMAIN)
     # What `check` can tell the deployer to publish: the same public key as openssl extracts.
     assert signer.dns_record().split("p=")[1] == record.split("p=")[1]
     assert signer.dns_name == "newsletter._domainkey.example.org"
@@ -97,7 +97,7 @@ def test_a_changed_header_or_body_fails_verification(
     keys: tuple[Path, str], reminder: bytes, old: bytes, new: bytes
 ) -> None:
     key, record = keys
-    signed = DkimSigner(key, SELECTOR, DOMAIN).sign(reminder)
+    signed = load_signer(key, SELECTOR, DOMAIN).sign(reminder)
     assert old in signed
     assert not dkim.verify(signed.replace(old, new, 1), dnsfunc=dns(record))
 
@@ -106,7 +106,7 @@ def test_an_added_list_unsubscribe_breaks_the_signature(keys: tuple[Path, str]) 
     # Listing List-Unsubscribe in h= even when absent stops anyone adding one on the way.
     key, record = keys
     plain = b"From: news@example.org\r\nTo: ann@example.org\r\nSubject: Hi\r\n\r\nHello\r\n"
-    signed = DkimSigner(key, SELECTOR, DOMAIN).sign(plain)
+    signed = load_signer(key, SELECTOR, DOMAIN).sign(plain)
     assert dkim.verify(signed, dnsfunc=dns(record))
     forged = signed.replace(b"Subject: Hi", b"List-Unsubscribe: <https://evil.example>\r\nSubject: Hi")
     assert not dkim.verify(forged, dnsfunc=dns(record))
@@ -122,7 +122,7 @@ def test_keys_in_both_pem_forms_and_with_windows_line_ends_load(
     crlf = tmp_path / "crlf.pem"
     crlf.write_bytes(key.read_bytes().replace(b"\n", b"\r\n"))
     for path in (traditional, crlf):
-        signer = DkimSigner(path, SELECTOR, DOMAIN)
+        signer = load_signer(path, SELECTOR, DOMAIN)
         assert dkim.verify(signer.sign(b"From: a@example.org\r\n\r\nx\r\n"), dnsfunc=dns(record))
 
 
@@ -150,7 +150,7 @@ def test_a_key_that_cannot_be_used_is_a_config_error_naming_the_file(
     elif setup == "short":
         openssl("genrsa", "-out", str(path), "512")
     with pytest.raises(ConfigError) as caught:
-        DkimSigner(path, SELECTOR, DOMAIN)
+        load_signer(path, SELECTOR, DOMAIN)
     message = str(caught.value)
     assert says in message and str(path) in message and "NEWSLETTER_DKIM_KEY" in message
 
@@ -160,12 +160,12 @@ def test_a_key_that_cannot_be_used_is_a_config_error_naming_the_file(
 )
 def test_selector_and_domain_must_be_dns_names(keys: tuple[Path, str], selector: str, domain: str) -> None:
     with pytest.raises(ConfigError):
-        DkimSigner(keys[0], selector, domain)
+        load_signer(keys[0], selector, domain)
 
 
 def test_signing_cost_per_message(keys: tuple[Path, str], reminder: bytes) -> None:
     """dkimpy signs in pure Python: keep an eye on what a 2048-bit signature costs per member."""
-    signer = DkimSigner(keys[0], SELECTOR, DOMAIN)
+    signer = load_signer(keys[0], SELECTOR, DOMAIN)
     start = time.perf_counter()
     for _ in range(20):
         signer.sign(reminder)
@@ -234,7 +234,7 @@ def test_tampering_with_replies_or_adding_a_header_breaks_the_signature(
         b"From: Group <news@example.org>\r\nReply-To: margaret@example.org\r\nTo: ann@example.org\r\n"
         b"Subject: Hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x--\r\n"
     )
-    signed = DkimSigner(key, SELECTOR, DOMAIN).sign(message)
+    signed = load_signer(key, SELECTOR, DOMAIN).sign(message)
     assert dkim.verify(signed, dnsfunc=dns(record))
     forged = forge(signed)
     assert forged != signed

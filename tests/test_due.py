@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.due import due_now, local_instant, next_mailing, plan, reminders_for
-from newsletter.schedule import parse_schedule
+from newsletter.inputs.schedule import parse_schedule
+from newsletter.timing import due_now, local_instant, next_mailing, plan, reminders_for
 
 NY = ZoneInfo("America/New_York")
 

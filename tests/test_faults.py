@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.ledger import Ledger
+from newsletter.state.ledger import Ledger
 
 from .conftest import CliRunner
 from .smtpd import Recorder, Server

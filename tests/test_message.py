@@ -7,8 +7,8 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from newsletter.compose.mime import address_header, check_header_value, encode_header
 from newsletter.errors import DeliveryError
-from newsletter.message import address_header, check_header_value, encode_header
 from newsletter.model import Subscriber
 
 EVIL = [
@@ -46,9 +46,10 @@ def test_non_ascii_and_specials_are_encoded_not_injected() -> None:
 def test_a_whole_message_for_an_evil_name_is_never_built(name: str, group: object) -> None:
     from pathlib import Path
 
-    from newsletter.app import load_project, prepare
-    from newsletter.config import resolve
-    from newsletter.due import next_mailing
+    from newsletter.project import load_project
+    from newsletter.send.pipeline import prepare
+    from newsletter.settings import resolve
+    from newsletter.timing import next_mailing
 
     assert isinstance(group, Path)
     now = dt.datetime(2026, 11, 25, 15, tzinfo=dt.UTC)

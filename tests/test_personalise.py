@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.app import Prepared, columns_of, load_project, prepare
-from newsletter.config import resolve
-from newsletter.due import next_mailing
 from newsletter.model import Subscriber
+from newsletter.project import load_project
+from newsletter.send.pipeline import Prepared, prepare
+from newsletter.settings import resolve
+from newsletter.timing import next_mailing
 
 #: Before the sample's first reminder: `send` picks the dinner's week-before reminder.
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/New_York"))
@@ -60,7 +61,7 @@ def prepared(group: Path) -> tuple[Prepared, list[Subscriber]]:
     project = load_project(resolve(group, environ={}))
     due = next_mailing(project.schedule, NOW)
     assert due is not None
-    return prepare(project, due, now=NOW, columns=columns_of(project)), list(project.members())
+    return prepare(project, due, now=NOW, columns=project.columns()), list(project.members())
 
 
 def per_member(prep: Prepared, member: Subscriber) -> bytes:
@@ -193,7 +194,7 @@ def test_reply_to_with_a_display_name(group: Path, monkeypatch: pytest.MonkeyPat
     project = load_project(resolve(group, environ={}))
     due = next_mailing(project.schedule, NOW)
     assert due is not None
-    prep = prepare(project, due, now=NOW, columns=columns_of(project))
+    prep = prepare(project, due, now=NOW, columns=project.columns())
     [member] = list(project.members())
     data = prep.build(member, now=NOW).data
     msg = message_from_bytes(data, policy=policy.default)

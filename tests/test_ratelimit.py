@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import parse_smtp_url
-from newsletter.delivery import deliver
-from newsletter.errors import ConfigError, NewsletterError
-from newsletter.ledger import Ledger
-from newsletter.message import Envelope
+from newsletter.compose.mime import Envelope
+from newsletter.errors import ConfigError, DailyCapReached, NewsletterError
 from newsletter.model import Subscriber
-from newsletter.ratelimit import (
-    DailyCapReached,
-    Limit,
-    RateLimit,
-    RateLimiter,
-    limiter_for,
-    parse_rate_limit,
-)
-from newsletter.transport import Smtp
+from newsletter.send.loop import deliver
+from newsletter.send.ratelimit import RateLimiter, limiter_for
+from newsletter.send.transports import Smtp
+from newsletter.settings import Limit, SendRate, parse_rate_limit, parse_smtp_url
+from newsletter.state.ledger import Ledger
 
 from .conftest import CliRunner
 from .smtpd import Recorder, Server
@@ -90,7 +83,7 @@ def test_parse(text: str, limits: list[Limit]) -> None:
 @pytest.mark.parametrize("text", ["", "  ", "none", "OFF"])
 def test_unset_means_no_limit(text: str) -> None:
     rate = parse_rate_limit(text)
-    assert not rate and rate == RateLimit() and rate.daily is None and str(rate) == "none"
+    assert not rate and rate == SendRate() and rate.daily is None and str(rate) == "none"
 
 
 def test_daily_and_windows() -> None:
@@ -241,9 +234,9 @@ def test_no_daily_cap_means_no_budget() -> None:
 
 def test_limiter_for_unset_setting_is_none(tmp_path: Path) -> None:
     with Ledger(tmp_path / "state.sqlite3") as ledger:
-        assert limiter_for("", ledger, now=lambda: DAY1) is None
+        assert limiter_for(parse_rate_limit(""), ledger, now=lambda: DAY1) is None
         with pytest.raises(ConfigError):
-            limiter_for("lots", ledger, now=lambda: DAY1)
+            limiter_for(parse_rate_limit("lots"), ledger, now=lambda: DAY1)
 
 
 # --- the daily cap across two ticks, with the real ledger and a real SMTP server ----------------------
@@ -267,7 +260,7 @@ async def tick(
     with Ledger(state) as ledger:
         ledger.open_campaign(CAMPAIGN, meeting="2026-12-08", reminder="week-before", kind="reminder", now=now)
         if check:  # what the send command does: stop before connecting when the day is spent
-            lim = limiter_for(SETTING, ledger, now=lambda: now, clock=FakeClock())
+            lim = limiter_for(parse_rate_limit(SETTING), ledger, now=lambda: now, clock=FakeClock())
             assert lim is not None
         else:
             lim = RateLimiter(

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from newsletter import roster
 from newsletter.errors import DataError
-from newsletter.ledger import Ledger
-from newsletter.model import Subscriber
-from newsletter.roster import (
+from newsletter.inputs import members_edit as roster
+from newsletter.inputs.members import read_subscribers
+from newsletter.inputs.members_edit import (
     Roster,
     add_member,
     atomic_write,
@@ -27,7 +26,8 @@ from newsletter.roster import (
     unneutralise,
     unsubscribe,
 )
-from newsletter.subscribers import read_subscribers
+from newsletter.model import Subscriber
+from newsletter.state.ledger import Ledger
 from newsletter.tokens import load_or_create_secret, unsubscribe_token
 
 from .conftest import BEFORE_FIRST, CliRunner

@@ -9,8 +9,8 @@ import pathlib
 import pytest
 
 from newsletter.errors import DataError, Problem
+from newsletter.inputs.schedule import article_refs, load_schedule, parse_schedule
 from newsletter.model import Meeting
-from newsletter.schedule import article_refs, load_schedule, parse_schedule
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 D = dt.date

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import DataError, Problem
-from newsletter.subscribers import (
+from newsletter.inputs.members import (
     InvalidValue,
     iter_subscribers,
     read_columns,

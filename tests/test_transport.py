@@ -121,7 +121,7 @@ def test_auth_over_plain_smtp_only_to_loopback(
 
 
 def test_settings_repr_hides_the_password() -> None:
-    from newsletter.config import parse_smtp_url
+    from newsletter.settings import parse_smtp_url
 
     smtp = parse_smtp_url(f"smtps://organiser:{PASSWORD}@mail.example.org")
     assert PASSWORD not in repr(smtp) and PASSWORD not in smtp.describe()
@@ -129,7 +129,7 @@ def test_settings_repr_hides_the_password() -> None:
 
 
 def test_wire_data_dot_stuffs_and_falls_back_for_bare_line_feeds() -> None:
-    from newsletter.transport import wire_data
+    from newsletter.send.transports import wire_data
 
     assert wire_data(b"a\r\n.b\r\n", crlf=True) == b"a\r\n..b\r\n.\r\n"
     assert wire_data(b".x\r\n") == b"..x\r\n.\r\n"

@@ -22,13 +22,13 @@ import httpx
 import pytest
 import uvicorn
 
-from newsletter.app import load_project
-from newsletter.config import resolve
 from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger, iso
-from newsletter.roster import locked
-from newsletter.subscribers import read_subscribers
-from newsletter.web import RateLimit, create_app
+from newsletter.inputs.members import read_subscribers
+from newsletter.inputs.members_edit import locked
+from newsletter.project import load_project
+from newsletter.settings import resolve
+from newsletter.state.ledger import Ledger, iso
+from newsletter.web.public import RequestLimit, create_app
 
 from .conftest import BEFORE_FIRST, CliRunner
 from .smtpd import Recorder, Server
@@ -136,14 +136,14 @@ def start_site(
     smtp: Server,
     monkeypatch: pytest.MonkeyPatch,
     *,
-    limit: RateLimit | None = None,
+    limit: RequestLimit | None = None,
     start: dt.datetime = START,
     **options: Any,
 ) -> Iterator[Site]:
     """The app on a real port; ``options`` go to create_app (e.g. lock_wait)."""
     monkeypatch.setenv("SMTP_URL", smtp.url)
     clock = Clock(start)
-    limit = limit or RateLimit(per_client=5, overall=100, window=3600, clock=lambda: clock.now.timestamp())
+    limit = limit or RequestLimit(per_client=5, overall=100, window=3600, clock=lambda: clock.now.timestamp())
 
     def make(url: str) -> Any:
         monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", url)  # what `newsletter send` puts in the mails
@@ -401,7 +401,7 @@ def test_one_address_gets_at_most_three_outstanding_confirmations(site: Site) ->
 
 def test_the_overall_limit_counts_every_client() -> None:
     now = [0.0]
-    limit = RateLimit(per_client=2, overall=3, window=60, clock=lambda: now[0])
+    limit = RequestLimit(per_client=2, overall=3, window=60, clock=lambda: now[0])
     assert [limit.allow(c) for c in ("a", "a", "a", "b", "c")] == [True, True, False, True, False]
     now[0] = 60.0
     assert limit.allow("c") and limit.hits.keys() == {"c"}  # old clients are forgotten

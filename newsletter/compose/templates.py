@@ -1,0 +1,361 @@
+"""Jinja2 + premailer, once per mailing; per member only the few values that differ are filled in.
+
+A mailing is rendered with placeholder markers where member values go (``greeting``,
+``unsubscribe_url``, ``member.*``), premailer inlines the CSS of that one render, and the result is
+cut into lines.  Filling a member in is then string work on the few lines holding markers.  When a
+template uses a member value in logic (``{% if member.name %}``, a filter, ``{% set %}``) markers
+would give wrong output, so that mailing falls back to a full render + inline per member.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+
+from newsletter.errors import Problem, TemplateError
+
+log = logging.getLogger(__name__)
+
+#: Names in the template context whose value differs per member.
+MEMBER_NAMES = frozenset({"member", "greeting", "unsubscribe_url"})
+_TEXT_SUFFIXES = (".txt", ".css", ".ics")
+_MARKER = "NLSLOT{:03d}QZX"
+_MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
+_ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
+
+
+def make_environment(templates_dir: Path) -> jinja2.Environment:
+    """Strict, autoescaping for every template that is not plain text, whatever its extension."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=lambda name: not (name or "").endswith(_TEXT_SUFFIXES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def inline_css(html: str) -> str:
+    """Move the stylesheet into style attributes (mail clients drop <style>); keep @media rules."""
+    import premailer  # slow to import (lxml, cssutils): only when a mail is really built
+
+    try:
+        return str(
+            premailer.Premailer(
+                html,
+                keep_style_tags=True,
+                strip_important=False,
+                remove_classes=False,
+                disable_validation=True,
+                allow_network=False,
+                cssutils_logging_level=logging.CRITICAL,
+            ).transform()
+        )
+    except Exception as err:  # premailer raises a zoo of lxml/cssutils errors
+        raise TemplateError(
+            [
+                Problem(
+                    "templates/style.css",
+                    None,
+                    f"CSS could not be inlined: {err}",
+                    "check the stylesheet and the HTML templates for syntax errors",
+                )
+            ]
+        ) from err
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A member value at one place in the output; ``attr`` when inside an HTML tag's attribute."""
+
+    index: int
+    attr: bool = False
+
+
+Line = str | tuple[str | Slot, ...]
+
+
+@dataclass(frozen=True)
+class Body:
+    """A rendered part as lines; lines holding member values are kept as segments to fill in."""
+
+    lines: tuple[Line, ...]
+    html: bool
+
+    def fill(self, line: tuple[str | Slot, ...], values: tuple[str, ...]) -> str:
+        out = []
+        for seg in line:
+            if isinstance(seg, str):
+                out.append(seg)
+            else:
+                out.append(_escape_like_lxml(values[seg.index], seg.attr) if self.html else values[seg.index])
+        return "".join(out)
+
+    @functools.cached_property
+    def attr_slots(self) -> frozenset[int]:
+        """Slots that sit inside an HTML attribute (worked out once per mailing)."""
+        return frozenset(
+            seg.index
+            for line in self.lines
+            if not isinstance(line, str)
+            for seg in line
+            if isinstance(seg, Slot) and seg.attr
+        )
+
+    def text(self, values: tuple[str, ...]) -> str:
+        return "\n".join(line if isinstance(line, str) else self.fill(line, values) for line in self.lines)
+
+
+def _escape_like_lxml(value: str, attr: bool) -> str:
+    # The same escaping lxml's HTML serialiser (behind premailer) applies, so a filled-in value is
+    # byte-for-byte what a full per-member render would give.
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace('"', "&quot;") if attr else value
+
+
+def _split(text: str, *, html: bool) -> Body:
+    lines: list[Line] = []
+    for raw in text.split("\n"):
+        if "NLSLOT" not in raw:
+            lines.append(raw)
+            continue
+        segs: list[str | Slot] = []
+        pos = 0
+        for match in _MARKER_RE.finditer(raw):
+            if match.start() > pos:
+                segs.append(raw[pos : match.start()])
+            # Inside a tag when the last '<' before the marker is after the last '>'.
+            before = raw[: match.start()]
+            segs.append(Slot(int(match.group(1)), attr=html and before.rfind("<") > before.rfind(">")))
+            pos = match.end()
+        if pos < len(raw):
+            segs.append(raw[pos:])
+        lines.append(tuple(segs))
+    return Body(tuple(lines), html)
+
+
+class _Recorder:
+    """Stands in for a member while rendering once: hands out a marker for every value asked for."""
+
+    def __init__(self, slots: list[str], prefix: str) -> None:
+        self._slots = slots
+        self._prefix = prefix
+
+    def _marker(self, key: str) -> str:
+        name = f"{self._prefix}{key}"
+        if name not in self._slots:
+            self._slots.append(name)
+        return _MARKER.format(self._slots.index(name))
+
+    def __getattr__(self, key: str) -> str:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self._marker(key)
+
+    def __getitem__(self, key: str) -> str:
+        return self._marker(key)
+
+
+@dataclass(frozen=True)
+class RenderedMailing:
+    """One mailing rendered once: subject, HTML (CSS inlined) and text with member slots."""
+
+    subject: str
+    html: Body
+    text: Body
+    slots: tuple[str, ...]  # "greeting", "unsubscribe_url", "member.<column>"
+
+    def values(self, member: MemberValues) -> tuple[str, ...]:
+        return tuple(member.get(slot) for slot in self.slots)
+
+    def fills_exactly(self, values: tuple[str, ...]) -> bool:
+        """Whether filling in gives what a full render would: inside attributes, libxml2 rewrites
+        spaces, non-ASCII, quotes and ``&`` (URI-escaping, quote switching), so such a value takes the
+        full per-member render instead. URLs and plain addresses, the usual attribute values, pass."""
+        return all(_ATTR_SAFE.fullmatch(values[i]) for i in self.html.attr_slots)
+
+
+@dataclass(frozen=True)
+class MemberValues:
+    """What differs per member: the greeting, the unsubscribe link and the CSV row."""
+
+    greeting: str
+    unsubscribe_url: str
+    member: Mapping[str, str]
+
+    def get(self, slot: str) -> str:
+        if slot.startswith("member."):
+            return self.member.get(slot[len("member.") :], "")
+        return str(getattr(self, slot))
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "greeting": self.greeting,
+            "unsubscribe_url": self.unsubscribe_url,
+            "member": dict(self.member),
+        }
+
+
+class MailRenderer:
+    """One kind of mail (reminder, change…) from KIND.html, KIND.txt and KIND.subject.txt."""
+
+    def __init__(
+        self, env: jinja2.Environment, kind: str, *, inline: Callable[[str], str] = inline_css
+    ) -> None:
+        self.env = env
+        self.kind = kind
+        self._inline = inline
+        self.fast = member_values_only_printed(env, self._names())
+
+    def _names(self) -> list[str]:
+        return [f"{self.kind}.html", f"{self.kind}.txt", f"{self.kind}.subject.txt"]
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateSyntaxError as err:
+            where = f"templates/{err.name or name}"
+            raise TemplateError(
+                [
+                    Problem(
+                        where,
+                        err.lineno,
+                        f"template syntax: {err.message}",
+                        "fix the {{ }} / {% %} tags on that line",
+                    )
+                ]
+            ) from err
+        except jinja2.UndefinedError as err:
+            line = _template_line(err, self.env)
+            raise TemplateError(
+                [
+                    Problem(
+                        line[0] or f"templates/{name}",
+                        line[1],
+                        f"template: {err.message}",
+                        "check the spelling of the variable; the README lists what a template can use",
+                    )
+                ]
+            ) from err
+        except jinja2.TemplateNotFound as err:
+            raise TemplateError(
+                [
+                    Problem(
+                        f"templates/{err.name}",
+                        None,
+                        "template file is missing",
+                        "restore it from the project's templates/ folder",
+                    )
+                ]
+            ) from err
+
+    def subject(self, context: Mapping[str, Any]) -> str:
+        subject = " ".join(self._render(f"{self.kind}.subject.txt", context).split())
+        if subject and context.get("test"):
+            subject = f"[Test] {subject}"  # a test mail must never pass for the real one
+        if not subject:
+            raise TemplateError(
+                [
+                    Problem(
+                        f"templates/{self.kind}.subject.txt",
+                        1,
+                        "the subject is empty",
+                        "write a subject line in this file",
+                    )
+                ]
+            )
+        return subject
+
+    def render_once(self, context: Mapping[str, Any]) -> RenderedMailing:
+        subject = self.subject(context)
+        slots: list[str] = []
+        ctx = {
+            **context,
+            "subject": subject,
+            "greeting": _Recorder(slots, "")._marker("greeting"),
+            "unsubscribe_url": _Recorder(slots, "")._marker("unsubscribe_url"),
+            "member": _Recorder(slots, "member."),
+        }
+        html = self._inline(self._render(f"{self.kind}.html", ctx))
+        text = self._render(f"{self.kind}.txt", ctx)
+        return RenderedMailing(subject, _split(html, html=True), _split(text, html=False), tuple(slots))
+
+    def render_member(self, context: Mapping[str, Any], member: MemberValues) -> tuple[str, str]:
+        """The reference path: a full render and inline for one member (html, text)."""
+        ctx = {**context, "subject": self.subject(context), **member.context()}
+        return self._inline(self._render(f"{self.kind}.html", ctx)), self._render(f"{self.kind}.txt", ctx)
+
+
+def _template_line(err: Exception, env: jinja2.Environment) -> tuple[str | None, int | None]:
+    # Jinja rewrites the traceback so that template frames carry the template's file and line.
+    tb = err.__traceback__
+    found: tuple[str | None, int | None] = (None, None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".txt", ".css")) and "templates" in filename:
+            found = (
+                f"templates/{Path(filename).name}"
+                if "/partials/" not in filename
+                else f"templates/partials/{Path(filename).name}",
+                tb.tb_lineno,
+            )
+        tb = tb.tb_next
+    return found
+
+
+def member_values_only_printed(env: jinja2.Environment, names: Iterable[str]) -> bool:
+    """True when member values appear only as ``{{ x }}`` output, so markers give exact output."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source = env.loader.get_source(env, name)[0] if env.loader else ""
+            tree = env.parse(source, name)
+        except jinja2.TemplateNotFound:
+            continue
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateError(
+                [
+                    Problem(
+                        f"templates/{name}",
+                        err.lineno,
+                        f"template syntax: {err.message}",
+                        "fix the {{ }} / {% %} tags on that line",
+                    )
+                ]
+            ) from err
+        for ref in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+            template = getattr(ref, "template", None)
+            if isinstance(template, nodes.Const) and isinstance(template.value, str):
+                todo.append(template.value)
+        printed: set[int] = set()
+        for output in tree.find_all(nodes.Output):
+            for expr in output.nodes:
+                # `member.name` / `member["x"]` print one value; a bare `{{ member }}` prints the row.
+                if isinstance(expr, nodes.Getattr | nodes.Getitem) and isinstance(expr.node, nodes.Name):
+                    printed.add(id(expr.node))
+                elif isinstance(expr, nodes.Name) and expr.name != "member":
+                    printed.add(id(expr))
+        if not name.endswith(_TEXT_SUFFIXES):
+            # Inside {% autoescape false %} an HTML template prints a value raw, where filling in
+            # would escape it: such a value is not "only printed" in the sense the fast path needs.
+            for block in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+                printed -= {id(n) for n in block.find_all(nodes.Name)}
+        for name_node in tree.find_all(nodes.Name):
+            if name_node.name in MEMBER_NAMES and id(name_node) not in printed:
+                log.info("templates/%s uses a member value in logic: rendering once per member", name)
+                return False
+    return True

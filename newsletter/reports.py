@@ -1,0 +1,238 @@
+"""What the read-only commands show: upcoming mailings, a preview, a dry run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from newsletter.compose.context import date_text, time_text
+from newsletter.errors import DataError, NewsletterError, Problem
+from newsletter.model import Mailing, MailKind, Meeting, Subscriber
+from newsletter.project import Project, load_project
+from newsletter.send.pipeline import prepare
+from newsletter.settings import Settings
+from newsletter.state.ledger import Ledger
+from newsletter.timing import Due, plan, reminders_for
+
+
+def _ledger(project: Project) -> Ledger | None:
+    # Reading must not create a state database as a side effect.
+    return Ledger(project.settings.state_path) if project.settings.state_path.exists() else None
+
+
+def reminder_state(due: Due, ledger: Ledger | None, now: dt.datetime) -> str:
+    counts = ledger.counts(due.id) if ledger else {}
+    campaign = ledger.campaign(due.id) if ledger else None
+    total = sum(counts.values())
+    if campaign and campaign.state == "skipped":
+        return f"skipped: {campaign.reason}"
+    if counts:
+        sent = counts.get("sent", 0)
+        parts = [f"sent {sent}/{total - counts.get('suppressed', 0) - counts.get('removed', 0)}"]
+        parts += [f"{counts[k]} {k}" for k in ("sending", "deferred", "ambiguous", "failed") if counts.get(k)]
+        return ", ".join(parts)
+    return {"upcoming": "pending", "due": "due now", "closed": "missed (window closed)"}[due.state(now)]
+
+
+def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> list[str]:
+    schedule = project.schedule
+    tz = schedule.group.tz
+    meetings = [m for m in schedule.meetings if m.start(tz) > now][:limit]
+    if not meetings:
+        return ["No upcoming meetings in schedule.yaml."]
+    ledger = _ledger(project)
+    lines = []
+    try:
+        for meeting in meetings:
+            where = f" — {meeting.venue.name}" if meeting.venue.name else ""
+            head = f"{date_text(meeting.date)}, {time_text(meeting.time)}  {meeting.title}{where}"
+            if meeting.cancelled:
+                lines.append(f"{head}  [CANCELLED{': ' + meeting.note if meeting.note else ''}]")
+                lines.extend(change_lines(ledger, meeting))
+                continue
+            lines.append(head)
+            lines.extend(change_lines(ledger, meeting))
+            for due in reminders_for(schedule, meeting):
+                at = due.at.astimezone(tz)
+                lines.append(
+                    f"    {due.mailing.name:<12} due {at:%a %Y-%m-%d %H:%M %Z}  "
+                    f"{reminder_state(due, ledger, now)}"
+                )
+    finally:
+        if ledger:
+            ledger.close()
+    return lines
+
+
+def change_lines(ledger: Ledger | None, meeting: Meeting) -> list[str]:
+    """Change notices of a meeting: those sent or going out, and one the next tick will open."""
+    if ledger is None:
+        return []
+    from newsletter.notices import audiences
+
+    lines = []
+    for c in ledger.campaigns_for(meeting.key, MailKind.CHANGE):
+        counts = ledger.counts(c.id)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(f"    {c.reminder:<12} change notice {c.state}: {summary}")
+    told = ledger.told(meeting.key)
+    waiting = sum(len(a) for a in audiences(told, meeting).values()) if told else 0
+    if waiting:
+        lines.append(
+            f"    change notice pending for {waiting} member(s) who were told other details (next tick)"
+        )
+    return lines
+
+
+def change_preview(project: Project, day: dt.date | None, *, now: dt.datetime) -> Due:
+    """`preview --change`: the notice the members told the most common older details would get."""
+    from newsletter.notices import audiences, current
+
+    tz = project.schedule.group.tz
+    ledger = _ledger(project)
+    try:
+        keys = (
+            [day.isoformat()]
+            if day
+            else (ledger.told_meetings(now.astimezone(tz).date().isoformat()) if ledger else [])
+        )
+        for key in keys:
+            told = ledger.told(key) if ledger else {}
+            if not told:
+                continue
+            meeting = current(project.schedule, key, next(iter(told.values())))
+            groups = audiences(told, meeting)
+            if groups:
+                before = max(groups, key=lambda k: len(groups[k]))
+                return Due(Mailing.for_change(meeting, "change-preview", before), now, meeting.start(tz))
+    finally:
+        if ledger:
+            ledger.close()
+    raise NewsletterError(
+        "no change to announce: no member was told details that differ from schedule.yaml"
+        + (f" for the meeting on {day}" if day else "")
+        + " — a notice goes out only after "
+        "a reminder was sent and the meeting was then edited"
+    )
+
+
+def _sample_member(project: Project) -> Subscriber:
+    first = next(iter(project.members()), None)
+    return first or Subscriber(email="member@example.org", name="Member")
+
+
+def _parts(data: bytes) -> tuple[str, str]:
+    msg = message_from_bytes(data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    return (text.get_content() if text else ""), (html.get_content() if html else "")
+
+
+def preview_message(
+    project: Project, due: Due, *, now: dt.datetime, out: Path | None, text: bool
+) -> tuple[Path | None, str]:
+    """Writes the first member's mail (HTML, text, or the whole .eml) and returns where."""
+    prepared = prepare(project, due, now=now, columns=project.columns())
+    envelope = prepared.build(_sample_member(project), now=now)
+    plain, html = _parts(envelope.data)
+    if out is None and text:
+        return None, plain
+    if out is None:
+        out = project.settings.state_dir / "preview" / f"{due.id.replace('/', '_')}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".eml":
+        out.write_bytes(envelope.data)
+    else:
+        out.write_text(plain if text or out.suffix == ".txt" else html, encoding="utf-8")
+    return out, ""
+
+
+def dry_run(project: Project, due: Due, *, now: dt.datetime) -> tuple[int, int]:
+    """Build every member's message, send none: (count, total bytes)."""
+    from newsletter.send.pipeline import Pipeline
+
+    prepared = prepare(project, due, now=now, columns=project.columns())
+    pipeline = Pipeline.of(project, due.id)
+    count = size = 0
+    for member in project.members():
+        size += len(pipeline.finish(prepared.build(member, now=now)).data)
+        count += 1
+    return count, size
+
+
+def status_lines(settings: Settings, campaign: str | None) -> list[str]:
+    """`newsletter status`: every mailing with counts, or one mailing member by member."""
+    if not settings.state_path.exists():
+        return ["Nothing sent yet (no state database)."]
+    with Ledger(settings.state_path) as ledger:
+        if campaign is None:
+            lines = []
+            for c in ledger.campaigns():
+                counts = ledger.counts(c.id)
+                summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no members"
+                reason = f" — {c.reason}" if c.reason else ""
+                lines.append(f"{c.id:<28} {c.state:<8} {summary}{reason}")
+            return lines or ["Nothing sent yet."]
+        found = ledger.campaign(campaign)
+        if found is None:
+            known = ", ".join(c.id for c in ledger.campaigns()[-5:]) or "none yet"
+            raise NewsletterError(
+                f"no mailing {campaign!r} — `newsletter status` lists them (recent: {known})"
+            )
+        lines = [f"{found.id}: {found.state}" + (f" — {found.reason}" if found.reason else "")]
+        for d in ledger.deliveries(campaign):
+            detail = ""
+            if d.status in {"deferred", "ambiguous"} and d.next_try:
+                detail = f"next try {d.next_try}"
+            if d.reply and d.status != "sent":
+                detail = f"{detail}; " if detail else ""
+                detail += f"server said: {d.code or ''} {d.reply}".strip()
+            lines.append(f"  {d.status:<10} {d.address}  (tries: {d.attempts}) {detail}".rstrip())
+        suppressed = ledger.suppressed()
+        if suppressed:
+            lines.append(
+                f"  {len(suppressed)} address(es) unsubscribed; `newsletter subscribers list` shows them"
+            )
+        return lines
+
+
+def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
+    project = load_project(settings)
+    columns = project.columns()
+    problems: list[Problem] = []
+    dues = [d for d in plan(project.schedule) if d.state(now) != "closed"]
+    rendered = 0
+    for due in dues:
+        try:
+            prepare(project, due, now=now, columns=columns)
+            rendered += 1
+        except DataError as err:
+            problems.extend(p for p in err.problems if p not in problems)
+    if problems:
+        raise DataError(problems)
+    upcoming = [m for m in project.schedule.meetings if m.start(project.schedule.group.tz) > now]
+    signer = project.signer
+    dkim = (
+        f"DKIM: signing as d={signer.domain} s={signer.selector}; publish TXT {signer.dns_name}: "
+        f"{signer.dns_record()}"
+        if signer
+        else "DKIM: not signing (NEWSLETTER_DKIM_KEY not set)"
+    )
+    where = (
+        settings.smtp.describe()
+        if settings.smtp
+        else f"the outbox folder {settings.outbox} (SMTP_URL not set)"
+    )
+    return [
+        f"schedule.yaml: {len(upcoming)} upcoming meetings "
+        f"({sum(m.cancelled for m in upcoming)} cancelled), {len(project.schedule.reminders)} reminders each",
+        f"subscribers.csv: {project.members_count} members",
+        f"content: {len(project.articles)} article(s)",
+        f"templates: {rendered} upcoming mails render",
+        f"mail goes to {where}",
+        dkim,
+        "All good.",
+    ]

@@ -1,0 +1,347 @@
+"""The send loop: stream members, skip what the ledger says is done, send over N connections.
+
+``send_mailing`` is the whole of one mailing (open it in the ledger, render it, pace it, send it,
+close it); ``deliver`` is the loop itself.  Nothing goes out once ``deadline`` (the meeting's start)
+has passed: the loop checks the clock before each message, not only when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from newsletter.compose.mime import Envelope
+from newsletter.errors import DailyCapReached
+from newsletter.model import FINAL, CampaignState, DeliveryStatus, MailKind, Report, Subscriber
+from newsletter.send.progress import Progress
+from newsletter.send.transports import Outcome, Transport, redact
+from newsletter.state.ledger import Ledger, Result
+
+if TYPE_CHECKING:
+    from newsletter.project import Project
+    from newsletter.timing import Due
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # members read, looked up and queued at a time: memory stays flat with the list's size
+RECONNECTS = 3  # tries to hand one message over when the connection keeps dropping
+Clock = Callable[[], dt.datetime]
+Status = DeliveryStatus
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """5, 10, 20, 40 … minutes, at most 2 hours, between tries of a deferred message."""
+    return min(dt.timedelta(minutes=5 * 2 ** min(max(attempts - 1, 0), 8)), dt.timedelta(hours=2))
+
+
+def _chunks(items: Iterable[Subscriber]) -> Iterator[list[Subscriber]]:
+    it = iter(items)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+class _Journal:
+    """Group commit: the ledger writes of all connections that finish in the same moment share one
+    transaction. A claim is committed before its message goes out and a result before the same
+    connection's next claim, so a crash can only resend what was claimed and not yet confirmed:
+    at most one message per connection."""
+
+    def __init__(self, ledger: Ledger, campaign: str, clock: Clock, told: tuple[str, str] | None) -> None:
+        self.ledger, self.campaign, self.clock, self.told = ledger, campaign, clock, told
+        self.claims: list[tuple[str, str]] = []
+        self.results: list[Result] = []
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def commit(self, *, claim: tuple[str, str] | None = None, result: Result | None = None) -> None:
+        if claim is not None:
+            self.claims.append(claim)
+        if result is not None:
+            self.results.append(result)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not self.waiters:  # the first writer of this moment schedules the one transaction
+            loop.call_soon(self.flush)
+        self.waiters.append(waiter)
+        await waiter
+
+    def flush(self) -> None:
+        claims, results, waiters = self.claims, self.results, self.waiters
+        self.claims, self.results, self.waiters = [], [], []
+        try:
+            self.ledger.write_batch(
+                self.campaign, claims=claims, results=results, now=self.clock(), told=self.told
+            )
+        except BaseException as err:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(err)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _result(key: str, outcome: Outcome, attempts: int, now: dt.datetime) -> Result:
+    status = outcome.status
+    next_try = now + backoff(attempts) if status in {Status.DEFERRED, Status.AMBIGUOUS} else None
+    return Result(key, status, outcome.code, outcome.reply, next_try)
+
+
+@dataclass
+class _Run:
+    """One call of ``deliver``: a producer that reads the list, N connections that send."""
+
+    campaign: str
+    members: Iterable[Subscriber]
+    build: Callable[[Subscriber], Envelope]
+    ledger: Ledger
+    transport: Transport
+    clock: Clock
+    connections: int
+    progress: Progress
+    throttle: Callable[[], Iterator[float]] | None
+    stop: threading.Event | None
+    told: tuple[str, str] | None
+    deadline: dt.datetime | None
+    report: Report = field(init=False)
+    halt: asyncio.Event = field(default_factory=asyncio.Event)  # stop after what is in flight
+    capped: list[DailyCapReached] = field(default_factory=list)
+    complete: bool = False  # the whole list was read: rows not met in it left the list
+
+    def __post_init__(self) -> None:
+        self.report = Report(self.campaign)
+        self.queue: asyncio.Queue[tuple[Envelope, int] | None] = asyncio.Queue(maxsize=self.connections * 8)
+        self.journal = _Journal(self.ledger, self.campaign, self.clock, self.told)
+
+    def too_late(self) -> bool:
+        """The meeting has started (or SIGTERM came): nothing more may be handed over."""
+        if self.stop is not None and self.stop.is_set():
+            return True
+        return self.deadline is not None and self.clock() >= self.deadline
+
+    async def produce(self) -> None:
+        suppressed = self.ledger.suppressed()
+        for number, chunk in enumerate(_chunks(self.members)):
+            now = self.clock()
+            if number:  # an unsubscribe during a long send is honoured from the next chunk on
+                suppressed = self.ledger.suppressed()
+            keys = [m.key for m in chunk]
+            self.report.total += len(chunk)
+            self.ledger.enqueue(self.campaign, keys, now=now, seen=True)
+            blocked = [k for k in keys if k in suppressed]
+            if blocked:
+                self.ledger.mark(self.campaign, blocked, Status.SUPPRESSED, now=now)
+            states = self.ledger.statuses(self.campaign, keys)
+            for member in chunk:
+                row = states[member.key]
+                if row.status in FINAL or member.key in suppressed:
+                    self.progress.advance("skipped")
+                    continue
+                if row.status == Status.DEFERRED and row.next_try and row.next_try > _iso(now):
+                    self.report.counts[Status.DEFERRED] += 1
+                    self.progress.advance(Status.DEFERRED)
+                    continue
+                if self.halt.is_set() or self.too_late():
+                    return  # SIGTERM, the day's cap or the meeting's start: queue no more
+                await self.queue.put((self.build(member), row.attempts))
+        self.complete = True
+
+    async def produce_then_stop(self) -> None:
+        await self.produce()
+        if not self.halt.is_set():  # when halted, the halting connection queued the stop signals
+            for _ in range(self.connections):
+                await self.queue.put(None)
+
+    def stop_all(self, err: DailyCapReached) -> None:
+        # The other connections finish and record what they are sending; the message in hand is
+        # not claimed, so it simply waits for the next run.
+        self.capped.append(err)
+        self.halt.set()
+        while not self.queue.empty():  # what is queued stays pending in the ledger
+            self.queue.get_nowait()
+        for _ in range(self.connections):  # every connection's stop signal, from here
+            self.queue.put_nowait(None)
+
+    async def pace(self) -> bool:
+        """Wait for the rate limit's next slot; False when the day's cap is reached."""
+        if self.throttle is None:
+            return True
+        try:
+            pauses = list(self.throttle())
+        except DailyCapReached as err:
+            self.stop_all(err)
+            return False
+        for pause in pauses:
+            await asyncio.sleep(pause)
+        return True
+
+    async def consume(self) -> None:
+        conn = None
+        unsaved: Result | None = None  # the last outcome, written together with the next claim
+        try:
+            while (item := await self.queue.get()) is not None and not self.halt.is_set():
+                envelope, attempts = item
+                outcome = Outcome(Status.DEFERRED, dropped=True)
+                for _ in range(RECONNECTS):
+                    if not await self.pace():
+                        return
+                    if self.too_late():
+                        outcome = Outcome(Status.PENDING, reply="not sent: the meeting has started")
+                        break
+                    if conn is None:
+                        conn = await self.transport.connect()
+                    await self.journal.commit(claim=(envelope.key, envelope.message_id), result=unsaved)
+                    unsaved = None
+                    attempts += 1
+                    outcome = await conn.send(envelope)
+                    if outcome.reconnect:
+                        await conn.close()
+                        conn = None
+                    if not outcome.dropped:
+                        break
+                if outcome.status == Status.PENDING:
+                    continue  # never claimed: stays as it was in the ledger
+                unsaved = self.record(envelope, outcome, attempts)
+            if unsaved is not None:
+                await self.journal.commit(result=unsaved)
+                unsaved = None
+        finally:
+            if unsaved is not None:  # stopped or failed: the outcome we have must not be lost
+                self.ledger.write_batch(
+                    self.campaign, claims=[], results=[unsaved], now=self.clock(), told=self.told
+                )
+            if conn is not None:
+                await conn.close()
+
+    def record(self, envelope: Envelope, outcome: Outcome, attempts: int) -> Result:
+        result = _result(envelope.key, outcome, attempts, self.clock())
+        if result.status != Status.SENT:
+            log.warning(
+                "%s: one message %s: %s %s",
+                self.campaign,
+                result.status,
+                outcome.code or "",
+                redact(outcome.reply),
+            )
+        self.report.counts[result.status] += 1
+        self.progress.advance(result.status)
+        return result
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+async def deliver(
+    *,
+    campaign: str,
+    members: Iterable[Subscriber],
+    build: Callable[[Subscriber], Envelope],
+    ledger: Ledger,
+    transport: Transport,
+    clock: Clock,
+    connections: int = 4,
+    progress: Progress | None = None,
+    throttle: Callable[[], Iterator[float]] | None = None,
+    stop: threading.Event | None = None,
+    told: tuple[str, str] | None = None,
+    deadline: dt.datetime | None = None,
+) -> Report:
+    """Send one mailing to every member the ledger does not already count as done.
+
+    The caller holds the send lock, so a ``sending`` row here was left by a crash and is sent again.
+    ``told`` (meeting, details) is recorded for each member reached, for change notices.
+    """
+    run = _Run(
+        campaign, members, build, ledger, transport, clock, max(1, connections),
+        progress or Progress(), throttle, stop, told, deadline,
+    )  # fmt: skip
+    run.progress.start(None)
+    ledger.start_run()
+    tasks = [
+        asyncio.create_task(run.produce_then_stop()),
+        *(asyncio.create_task(run.consume()) for _ in range(run.connections)),
+    ]
+    try:
+        # The first failure (say, the relay cannot be reached) ends the run; the rest stay pending.
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if run.journal.waiters:
+            run.journal.flush()
+        run.progress.finish()
+    if run.capped:
+        run.capped[0].report = run.report
+        raise run.capped[0]
+    if run.complete:  # taken off the list since the mailing started: nothing more to send them
+        ledger.mark_not_seen(campaign, Status.REMOVED, now=clock())
+    return run.report
+
+
+def send_mailing(
+    project: Project,
+    due: Due,
+    ledger: Ledger,
+    *,
+    clock: Clock,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Report:
+    """Send one mailing to every member not yet done, recording each in the ledger; the caller holds
+    the send lock. Each message is built, signed and handed over by the one pipeline."""
+    from newsletter.inputs.members import check_file, iter_subscribers
+    from newsletter.model import snapshot
+    from newsletter.send.pipeline import Builder, Pipeline
+    from newsletter.send.ratelimit import limiter_for
+
+    mailing = due.mailing
+    told = snapshot(mailing.meeting)
+    # A change notice goes only to the members it was opened for (see jobs.tick).
+    only = ledger.enqueued(mailing.id) if mailing.kind == MailKind.CHANGE else None
+    checked = project.members_checked
+    if checked is None:  # a tick reads the project lightly: check the whole list before sending
+        checked = check_file(project.subscribers_path)[1]
+    members: Iterable[Subscriber] = iter_subscribers(project.subscribers_path, checked=checked)
+    if only is not None:
+        members = (m for m in members if m.key in only)
+    builder = Builder(
+        project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
+    )
+    builder.prepared(clock())  # template problems show before anything is recorded
+    pipeline = Pipeline.of(project, mailing.id)
+    settings = project.settings
+    # SMTP_RATE_LIMIT: a day's budget already spent stops here, before anything is built.
+    limiter = limiter_for(settings.rate, ledger, now=clock) if settings.smtp else None
+    ledger.open_campaign(
+        mailing.id, meeting=mailing.meeting.key, reminder=mailing.name, kind=mailing.kind, now=clock()
+    )
+    report = asyncio.run(
+        deliver(
+            campaign=mailing.id,
+            members=members,
+            build=lambda m: pipeline.finish(builder.build(m, now=clock())),
+            ledger=ledger,
+            transport=pipeline.transport,
+            clock=clock,
+            connections=settings.connections,
+            progress=progress,
+            stop=stop,
+            told=(mailing.meeting.key, told),
+            throttle=limiter.throttle if limiter else None,
+            deadline=mailing.meeting.start(project.schedule.group.tz),
+        )
+    )
+    if all(status in FINAL for status in ledger.counts(mailing.id)):
+        ledger.set_campaign_state(mailing.id, CampaignState.DONE, now=clock())
+        # The list this mailing went to: if it changes while the reminder is still due,
+        # tick sends it to the newcomers (see jobs.tick).
+        ledger.set_meta(f"list:{mailing.id}", repr(checked))
+    return report

@@ -1,0 +1,236 @@
+"""The one path every mail takes: build → sign → hand to the transport.
+
+Reminders and change notices (many members, through the send loop), test mails, organiser notices,
+sign-up confirmations: each arrives here as an unsigned ``Envelope``; ``Pipeline.finish`` signs it
+(DKIM, when a key is set) and the transport the settings name takes it.  No caller signs a message
+or picks a transport itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from newsletter.errors import DataError, DeliveryError, Problem
+from newsletter.model import MailKind, Subscriber
+from newsletter.settings import Settings
+from newsletter.timing import Due
+
+if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
+    from newsletter.compose.dkim import DkimSigner
+    from newsletter.compose.mime import Envelope, MessageFactory
+    from newsletter.compose.templates import MailRenderer
+    from newsletter.project import Project
+    from newsletter.send.transports import Outcome, Transport
+
+
+def transport_for(settings: Settings, campaign: str) -> Transport:
+    """The relay SMTP_URL names, or the outbox folder (one subfolder per mailing) when it is unset."""
+    from newsletter.send.transports import Outbox, Smtp
+
+    if settings.smtp is None:
+        return Outbox(settings.outbox, campaign)
+    return Smtp(settings.smtp, timeout=settings.timeout)
+
+
+class Pipeline:
+    """Where one project's mail for one campaign goes, and how it is signed on the way."""
+
+    def __init__(self, settings: Settings, signer: DkimSigner | None, campaign: str) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.campaign = campaign
+        self.transport = transport_for(settings, campaign)
+
+    @classmethod
+    def of(cls, project: Project, campaign: str) -> Pipeline:
+        return cls(project.settings, project.signer, campaign)
+
+    @property
+    def to_outbox(self) -> bool:
+        return self.settings.smtp is None
+
+    def describe(self) -> str:
+        return self.transport.describe()
+
+    def finish(self, envelope: Envelope) -> Envelope:
+        """The envelope ready to go: signed last, over the finished headers (List-Unsubscribe included)."""
+        if self.signer is None:
+            return envelope
+        return dataclasses.replace(envelope, data=self.signer.sign(envelope.data))
+
+    async def send_async(self, envelope: Envelope) -> Outcome:
+        """One message over its own connection (small, rare mails: notices, tests, confirmations)."""
+        conn = await self.transport.connect()
+        try:
+            return await conn.send(self.finish(envelope))
+        finally:
+            await conn.close()
+
+    def send(self, envelope: Envelope) -> None:
+        """``send_async`` from synchronous code; DeliveryError when the server does not take it."""
+        outcome = asyncio.run(self.send_async(envelope))
+        if outcome.status != "sent":
+            raise DeliveryError(f"the mail was not accepted: {outcome.code or ''} {outcome.reply}".strip())
+
+
+@dataclass
+class Prepared:
+    """One mailing rendered once, ready to build each member's (unsigned) message."""
+
+    due: Due
+    factory: MessageFactory
+    context: dict[str, Any]
+    renderer: MailRenderer
+
+    def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
+        bodies = None
+        values = self.factory.member_values(member)
+        # A template using member values in logic, or a value the HTML serialiser would rewrite
+        # inside an attribute: render this member fully (slower, same result).
+        if not self.renderer.fast or not self.factory.rendered.fills_exactly(
+            self.factory.rendered.values(values)
+        ):
+            html, text = self.renderer.render_member(self.context, values)
+            bodies = (text, html)
+        return self.factory.build(member, now=now, bodies=bodies, values=values)
+
+
+def list_id(group_name: str, domain: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", group_name.lower()).strip("-") or "news"
+    return f"{group_name} <{slug}.{domain}>"
+
+
+def prepare(
+    project: Project,
+    due: Due,
+    *,
+    now: dt.datetime,
+    columns: tuple[str, ...] = (),
+    sequence: int = 0,
+    test: bool = False,
+) -> Prepared:
+    """Render one mailing once, its wording of time taken from ``now``; ``sequence`` is the
+    invitation's SEQUENCE (raised by each change); ``test`` marks a test mail as such."""
+    from newsletter.compose.context import mail_context
+    from newsletter.compose.invite import invitation
+    from newsletter.compose.mime import MessageFactory
+    from newsletter.compose.templates import MailRenderer, make_environment
+
+    settings, schedule, mailing = project.settings, project.schedule, due.mailing
+    renderer = MailRenderer(make_environment(project.home / "templates"), mailing.kind)
+    article = project.article_for(mailing.meeting.article)
+    context = mail_context(schedule, mailing, article=article, reply_to=settings.reply_to, now=now, test=test)
+    rendered = renderer.render_once(context)
+    unknown = sorted(
+        s[len("member.") :]
+        for s in rendered.slots
+        if s.startswith("member.") and s[len("member.") :] not in {"name", "email", *columns}
+    )
+    if unknown:
+        raise DataError(
+            [
+                Problem(
+                    "templates/",
+                    None,
+                    f"a template uses member.{name} but subscribers.csv has no column '{name}'",
+                    "add the column or correct the template",
+                )
+                for name in unknown
+            ]
+        )
+    cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
+    ics = invitation(
+        schedule,
+        mailing.meeting,
+        domain=settings.sender_domain,
+        stamp=now,
+        sequence=sequence,
+        cancel=cancel,
+        organizer=settings.sender_address,
+    )
+    factory = MessageFactory(
+        rendered=rendered,
+        campaign=mailing.id,
+        sender=settings.sender,
+        reply_to=settings.reply_to,
+        list_id=list_id(schedule.group.name, settings.sender_domain),
+        ics=ics,
+        secret=settings.secret,
+        public_url=settings.public_url,
+        ics_method="CANCEL" if cancel else "PUBLISH",
+        tz=schedule.group.tz,
+    )
+    return Prepared(due, factory, context, renderer)
+
+
+class Builder:
+    """Each member's message of one mailing, worded for the moment it is built.
+
+    Rendering happens once per local day: a send that runs past midnight re-renders, so a mail
+    built on the meeting's day says "today", never the "tomorrow" of the evening before.
+    """
+
+    def __init__(self, project: Project, due: Due, *, columns: tuple[str, ...], sequence: int = 0) -> None:
+        self.project, self.due, self.columns, self.sequence = project, due, columns, sequence
+        self._day: dt.date | None = None
+        self._prepared: Prepared | None = None
+
+    def prepared(self, now: dt.datetime) -> Prepared:
+        day = now.astimezone(self.project.schedule.group.tz).date()
+        if self._prepared is None or day != self._day:
+            self._prepared = prepare(
+                self.project, self.due, now=now, columns=self.columns, sequence=self.sequence
+            )
+            self._day = day
+        return self._prepared
+
+    def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
+        return self.prepared(now).build(member, now=now)
+
+
+@contextmanager
+def send_lock(settings: Settings, *, wait: float) -> Iterator[bool]:
+    """Hold the send lock while the block runs; yields False (holding nothing) if another run
+    kept it for ``wait`` seconds, so cron, the daemon and a manual send never send at once."""
+    from filelock import FileLock, Timeout
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.state_dir / "send.lock"))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+BUSY = (
+    "another newsletter send or tick is running; this one stops here "
+    "(it will pick up anything left when it runs again)"
+)
+
+
+def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> str:
+    """One mail to ``address`` as a member gets it, marked as a test; not recorded in the ledger."""
+    from newsletter.inputs.members import validate_address
+
+    key = validate_address(address)
+    organiser = next((o for o in project.schedule.group.organisers if o.email.lower() == key.lower()), None)
+    member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
+    prepared = prepare(project, due, now=now, columns=project.columns(), test=True)
+    pipeline = Pipeline.of(project, f"test/{due.id}")
+    pipeline.send(prepared.build(member, now=now))
+    return pipeline.describe()
+
+
+Clock = Callable[[], dt.datetime]

@@ -1,0 +1,406 @@
+"""Settings resolved once: flag → environment → `.env` → default, into one frozen, complete object.
+
+Everything a command needs to know about where mail goes and how is worked out here, and every
+mistake names the setting to fix: the sender and reply-to (falling back to schedule.yaml's, see
+``Settings.for_group``), the secret, the DKIM key (read once), the parsed rate limit, connections and
+timeouts.  Credentials are never part of a message, a log line or ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import unquote
+
+from newsletter.errors import ConfigError
+from newsletter.tokens import load_or_create_secret
+
+SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
+DEFAULT_PORTS = {"plain": 25, "starttls": 587, "tls": 465}
+KNOWN = (
+    "SMTP_URL",
+    "SMTP_CONNECTIONS",
+    "SMTP_RATE_LIMIT",
+    "SMTP_TIMEOUT",
+    "NEWSLETTER_FROM",
+    "NEWSLETTER_REPLY_TO",
+    "NEWSLETTER_STATE",
+    "NEWSLETTER_OUTBOX",
+    "NEWSLETTER_SECRET",
+    "NEWSLETTER_PUBLIC_URL",
+    "NEWSLETTER_HOME",
+    "NEWSLETTER_DKIM_KEY",
+    "NEWSLETTER_DKIM_SELECTOR",
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+_ENCODE_HINT = (
+    "SMTP_URL: %-encode special characters in the password (# as %23, / as %2F, ? as %3F, @ as %40) — "
+    "e.g. smtp+starttls://user:p%23ss@mail.example.org:587"
+)
+
+
+#: Window lengths in seconds, by the unit's canonical name.
+SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "second"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "minute"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hour"),
+    **dict.fromkeys(("d", "day", "days"), "day"),
+}
+_SHORT = {"second": "s", "minute": "min", "hour": "hour", "day": "day"}
+_ITEM = re.compile(r"(?P<count>[^/\s]+)\s*(?:/|\bper\b)\s*(?P<unit>\S+)", re.IGNORECASE)
+_HOW = (
+    "write how many messages per second, minute, hour or day, separated by commas — "
+    "e.g. SMTP_RATE_LIMIT=5/s or SMTP_RATE_LIMIT=100/min, 500/day"
+)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` messages in any ``per`` (second, minute, hour; a day is a UTC calendar day)."""
+
+    count: int
+    per: str
+
+    @property
+    def seconds(self) -> float:
+        return SECONDS[self.per]
+
+    def __str__(self) -> str:
+        return f"{self.count}/{_SHORT[self.per]}"
+
+
+@dataclass(frozen=True)
+class SendRate:
+    """Every limit in ``SMTP_RATE_LIMIT``; empty when the setting is unset (no limit)."""
+
+    limits: tuple[Limit, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.limits)
+
+    def __str__(self) -> str:
+        return ", ".join(str(limit) for limit in self.limits) or "none"
+
+    @property
+    def windows(self) -> tuple[Limit, ...]:
+        """The limits shorter than a day (kept in memory)."""
+        return tuple(limit for limit in self.limits if limit.per != "day")
+
+    @property
+    def daily(self) -> int | None:
+        """The per-day cap (kept in the state database), if any."""
+        return next((limit.count for limit in self.limits if limit.per == "day"), None)
+
+
+def parse_rate_limit(text: str) -> SendRate:
+    """``"100/min, 500/day"`` → SendRate; ConfigError says what to write instead."""
+    text = text.strip()
+    if not text or text.lower() in {"none", "off"}:
+        return SendRate()
+    limits: dict[str, Limit] = {}
+    for raw in re.split(r"[,;]", text):
+        item = raw.strip()
+        if not item:
+            continue
+        match = _ITEM.fullmatch(item)
+        if match is None:
+            raise ConfigError(f"SMTP_RATE_LIMIT: cannot read {item!r} — {_HOW}")
+        unit = _UNITS.get(match["unit"].lower().rstrip("."))
+        if unit is None:
+            raise ConfigError(
+                f"SMTP_RATE_LIMIT: unknown unit {match['unit']!r} in {item!r} — use s, min, hour or day, "
+                "e.g. SMTP_RATE_LIMIT=100/min, 500/day"
+            )
+        try:
+            count = int(match["count"])
+        except ValueError:
+            raise ConfigError(
+                f"SMTP_RATE_LIMIT: {match['count']!r} in {item!r} is not a whole number of messages — "
+                "e.g. 30/min rather than 0.5/s"
+            ) from None
+        if count < 1:
+            raise ConfigError(
+                f"SMTP_RATE_LIMIT: {item!r} allows no message at all — give at least 1, "
+                "or leave SMTP_RATE_LIMIT empty for no limit"
+            )
+        if unit in limits:
+            raise ConfigError(
+                f"SMTP_RATE_LIMIT gives a limit per {unit} twice ({limits[unit]} and {item}) — keep one"
+            )
+        limits[unit] = Limit(count, unit)
+    if not limits:
+        raise ConfigError(f"SMTP_RATE_LIMIT: {text!r} holds no limit — {_HOW}")
+    return SendRate(tuple(sorted(limits.values(), key=lambda limit: limit.seconds)))
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    security: str  # plain | starttls | tls
+    host: str
+    port: int
+    username: str = ""
+    password: str = field(default="", repr=False)  # never printed, logged or stored
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def describe(self) -> str:
+        """Where mail goes, for messages: never the credentials."""
+        scheme = {v: k for k, v in SCHEMES.items()}[self.security]
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    smtp: SmtpSettings | None  # None: the outbox folder
+    state_path: Path
+    outbox: Path
+    sender: str  # "Name <address>"; "" until ``for_group`` fills in schedule.yaml's
+    reply_to: str  # the bare address; "" until ``for_group`` falls back to the group's or the sender's
+    secret: bytes = field(repr=False)  # NEWSLETTER_SECRET, or generated once in the state folder
+    public_url: str
+    connections: int  # parallel connections (1 for the outbox)
+    rate: SendRate
+    timeout: float
+    dkim_key: bytes | None = field(default=None, repr=False)  # the PEM, read once; None: not signed
+    dkim_key_path: Path | None = None  # where it was read from, for messages
+    dkim_selector: str = "newsletter"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_path.parent
+
+    @property
+    def secret_path(self) -> Path:
+        return self.state_dir / "secret"
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1]
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_address.rpartition("@")[2] or "localhost"
+
+    def for_group(self, *, sender: str, reply_to: str) -> Settings:
+        """These settings with schedule.yaml's sender and reply-to where `.env` sets none."""
+        chosen = self.sender or sender
+        return dataclasses.replace(
+            self, sender=chosen, reply_to=parseaddr(self.reply_to or reply_to or chosen)[1]
+        )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`.env` values; a line python-dotenv cannot parse is an error naming the line, not a warning."""
+    from dotenv.main import DotEnv
+    from dotenv.parser import parse_stream
+
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8-sig")
+    line = 1
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{path.name}:{line}: cannot read this line — write it as NAME=value "
+                "(quote values with spaces or '#')"
+            )
+        line += binding.original.string.count("\n")
+    values = DotEnv(path, encoding="utf-8-sig", interpolate=False).dict()
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def parse_smtp_url(url: str) -> SmtpSettings:
+    """``SMTP_URL`` read strictly: a password with an un-encoded ``#``, ``?``, ``/`` or ``@`` is refused,
+    never guessed at, and no part of the user name or password is ever echoed."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
+        shown = scheme if sep and not _CONTROL.search(scheme) and "@" not in scheme else ""
+        raise ConfigError(
+            f"SMTP_URL: unknown scheme {shown!r} — use smtp:// (plain, local relay), "
+            "smtp+starttls:// (port 587) or smtps:// (port 465)"
+        )
+    userinfo, at, hostport = rest.rpartition("@")
+    if not at:
+        hostport = rest
+    if hostport.endswith("/"):
+        hostport = hostport[:-1]
+    if (at and any(c in userinfo for c in "#?/@")) or any(c in hostport for c in "#?/@"):
+        raise ConfigError(_ENCODE_HINT)
+    if _CONTROL.search(url) or " " in url:
+        raise ConfigError("SMTP_URL: contains a space or line break — write it on one line, %-encoded")
+    host, port_text = hostport, ""
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else tail
+    elif ":" in hostport:
+        host, _, port_text = hostport.rpartition(":")
+    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise ConfigError(
+            "SMTP_URL: the port is not a number from 1 to 65535 — e.g. smtp+starttls://user:pass@mail.example.org:587"
+            + (" (a password with special characters must be %-encoded)" if at else "")
+        )
+    if not host:
+        raise ConfigError("SMTP_URL: no server name — e.g. smtp+starttls://user:pass@mail.example.org:587")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(
+                "SMTP_URL: the server name is not a host name or IP address — "
+                + (
+                    "%-encode special characters in the password (# as %23, / as %2F, ? as %3F, @ as %40)"
+                    if at
+                    else "e.g. mail.example.org"
+                )
+            ) from None
+    username, _, password = userinfo.partition(":")
+    security = SCHEMES[scheme.lower()]
+    smtp = SmtpSettings(
+        security=security,
+        host=host.lower(),
+        port=int(port_text) if port_text else DEFAULT_PORTS[security],
+        username=unquote(username),
+        password=unquote(password),
+    )
+    if smtp.username and security == "plain" and not smtp.is_loopback:
+        raise ConfigError(
+            f"SMTP_URL: a password would be sent unencrypted to {smtp.host} — use "
+            "smtp+starttls:// or smtps://, or a relay on this machine (127.0.0.1)"
+        )
+    return smtp
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, *, integer: bool) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError as err:
+        raise ConfigError(
+            f"{name}={raw!r} is not a {'whole ' if integer else ''}number — e.g. {name}={int(default)}"
+        ) from err
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0 — e.g. {name}={int(default)}")
+    return value
+
+
+def _one_line(env: Mapping[str, str], name: str) -> str:
+    """A value that goes into mail headers: a line break there is refused, never cut or folded."""
+    raw = env.get(name, "")
+    if _CONTROL.search(raw.strip()) or "=?" in raw:
+        raise ConfigError(
+            f"{name} has a line break or an encoded word in it — write it on one line, as plain text"
+        )
+    return raw.strip()
+
+
+def _plain_address(name: str, value: str, example: str) -> str:
+    """NEWSLETTER_FROM / NEWSLETTER_REPLY_TO: the address goes into headers and mailto: links as it is."""
+    if not value:
+        return value
+    address = parseaddr(value)[1]
+    ok = bool(address) and address.isascii()
+    if ok:
+        from email_validator import EmailNotValidError, validate_email  # only when the setting is used
+
+        try:
+            ok = validate_email(address, check_deliverability=False).normalized == address
+        except EmailNotValidError:
+            ok = False
+    if not ok:
+        raise ConfigError(
+            f"{name} is not a valid plain address — write it as {name}={example} (no accented letters)"
+        )
+    return value
+
+
+def read_dkim_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    where = f"NEWSLETTER_DKIM_KEY ({path})"
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where}: file not found — fix the path (relative to the group's folder) or create one with "
+            "`openssl genrsa -out dkim.pem 2048` (publish `newsletter check`'s TXT record)"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot be read ({err.strerror}) — check its permissions") from None
+    # dkimpy's PEM reader wants LF line ends; a key saved on Windows has CRLF.
+    return pem.replace(b"\r\n", b"\n").strip() + b"\n"
+
+
+def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings for the group folder ``home``; ``environ`` wins over the folder's `.env`."""
+    environ = os.environ if environ is None else environ
+    home = Path(home or environ.get("NEWSLETTER_HOME") or ".").resolve()
+    if not home.is_dir():
+        raise ConfigError(
+            f"{home}: no such folder — pass --dir PATH or set NEWSLETTER_HOME to the group's folder"
+        )
+    env = {**read_env_file(home / ".env"), **{k: v for k, v in environ.items() if k in KNOWN}}
+
+    def path(name: str, default: str) -> Path:
+        value = Path(env.get(name, "").strip() or default).expanduser()
+        return value if value.is_absolute() else home / value
+
+    url = env.get("SMTP_URL", "").strip()
+    smtp = parse_smtp_url(url) if url else None
+    public = env.get("NEWSLETTER_PUBLIC_URL", "").strip().rstrip("/")
+    if public and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public):
+        raise ConfigError("NEWSLETTER_PUBLIC_URL must be a web address — e.g. https://news.example.org")
+    rate = parse_rate_limit(env.get("SMTP_RATE_LIMIT", "").strip())
+    secret = env.get("NEWSLETTER_SECRET", "").strip()
+    if secret and len(secret) < 16:
+        raise ConfigError(
+            "NEWSLETTER_SECRET is too short — use at least 16 random characters, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    state_path = path("NEWSLETTER_STATE", ".newsletter/state.sqlite3")
+    connections = int(_positive(env, "SMTP_CONNECTIONS", 4, integer=True))
+    dkim_path = path("NEWSLETTER_DKIM_KEY", "") if env.get("NEWSLETTER_DKIM_KEY", "").strip() else None
+    sender = _plain_address(
+        "NEWSLETTER_FROM", _one_line(env, "NEWSLETTER_FROM"), "Group name <news@example.org>"
+    )
+    reply_to = _plain_address(
+        "NEWSLETTER_REPLY_TO", _one_line(env, "NEWSLETTER_REPLY_TO"), "margaret@example.org"
+    )
+    return Settings(
+        home=home,
+        smtp=smtp,
+        state_path=state_path,
+        outbox=path("NEWSLETTER_OUTBOX", "outbox"),
+        sender=sender,
+        reply_to=reply_to,
+        secret=secret.encode() if secret else load_or_create_secret(state_path.parent / "secret"),
+        public_url=public,
+        connections=connections if smtp else 1,  # the outbox is one folder: one writer
+        rate=rate,
+        timeout=_positive(env, "SMTP_TIMEOUT", 30.0, integer=False),
+        dkim_key=read_dkim_key(dkim_path),
+        dkim_key_path=dkim_path,
+        dkim_selector=env.get("NEWSLETTER_DKIM_SELECTOR", "").strip() or "newsletter",
+    )
