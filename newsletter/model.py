@@ -183,6 +183,7 @@ class Report:
     campaign: str
     counts: Counter[str] = field(default_factory=Counter)  # this run's outcomes, by DeliveryStatus
     total: int = 0  # members in the list for this mailing
+    stopped: str = ""  # why the run ended early (the relay's greeting, a timeout …), credentials never
 
     @property
     def problems(self) -> int:

@@ -33,7 +33,9 @@ def reminder_state(due: Due, ledger: Ledger | None, now: dt.datetime) -> str:
         parts = [f"sent {sent}/{total - counts.get('suppressed', 0) - counts.get('removed', 0)}"]
         parts += [f"{counts[k]} {k}" for k in ("sending", "deferred", "ambiguous", "failed") if counts.get(k)]
         return ", ".join(parts)
-    return {"upcoming": "pending", "due": "due now", "closed": "missed (window closed)"}[due.state(now)]
+    state = {"upcoming": "pending", "due": "due now", "closed": "missed (window closed)"}[due.state(now)]
+    tried = ledger.counts(f"outbox/{due.id}").get("sent", 0) if ledger else 0
+    return f"{state} (tried out in the outbox: {tried})" if tried else state
 
 
 def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> list[str]:
@@ -148,19 +150,6 @@ def preview_message(
     else:
         out.write_text(plain if text or out.suffix == ".txt" else html, encoding="utf-8")
     return out, ""
-
-
-def dry_run(project: Project, due: Due, *, now: dt.datetime) -> tuple[int, int]:
-    """Build every member's message, send none: (count, total bytes)."""
-    from newsletter.send.pipeline import Pipeline
-
-    prepared = prepare(project, due, now=now, columns=project.columns())
-    pipeline = Pipeline.of(project, due.id)
-    count = size = 0
-    for member in project.members():
-        size += len(pipeline.finish(prepared.build(member, now=now)).data)
-        count += 1
-    return count, size
 
 
 def status_lines(settings: Settings, campaign: str | None) -> list[str]:

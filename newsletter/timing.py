@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 
 from newsletter.model import Mailing, Meeting, Schedule
 
+#: How far ahead "upcoming" looks: a year, so the mail's list of later dates is the rest of the year.
+HORIZON = dt.timedelta(days=366)
+
 
 def local_instant(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
     """The one instant a local wall-clock time means, even across DST changes.
@@ -76,32 +79,30 @@ def due_now(schedule: Schedule, now: dt.datetime) -> list[Due]:
     return [d for d in plan(schedule) if d.state(now) == Window.DUE]
 
 
-def next_mailing(schedule: Schedule, now: dt.datetime) -> Due | None:
-    """`send`'s default: the next meeting's reminder that is due now, or else its next one to come."""
+def next_due(schedule: Schedule, now: dt.datetime) -> Due | None:
+    """The reminder open now, or else the next one to come (what a try-out writes to the outbox)."""
+    return next((d for d in plan(schedule) if d.state(now) != Window.CLOSED), None)
+
+
+def upcoming(schedule: Schedule, now: dt.datetime) -> list[Meeting]:
+    """The one meaning of "upcoming", shared by `check`, `upcoming` and the mail's list of later dates:
+    meetings not yet started and less than a year away, cancelled ones included."""
     tz = schedule.group.tz
-    upcoming = [m for m in schedule.meetings if not m.cancelled and m.start(tz) > now]
-    if not upcoming:
-        return None
-    dues = reminders_for(schedule, upcoming[0])
-    current = [d for d in dues if d.state(now) == Window.DUE]
-    later = [d for d in dues if d.state(now) == Window.UPCOMING]
-    found = current or later
-    return found[0] if found else None
+    last = now.astimezone(tz).date() + HORIZON
+    return [m for m in schedule.meetings if m.start(tz) > now and m.date <= last]
 
 
 def find(schedule: Schedule, meeting: dt.date | None, reminder: str | None, now: dt.datetime) -> Due | None:
-    if meeting is None and reminder is None:
-        return next_mailing(schedule, now)
+    """A reminder asked for by name and/or meeting date: by default the next meeting, and its first
+    reminder still open or to come (else its first one). Any meeting in the schedule, past or future."""
     tz = schedule.group.tz
-    candidates = [
-        m
-        for m in schedule.meetings
-        if not m.cancelled and (m.date == meeting if meeting else m.start(tz) > now)
-    ]
-    for m in candidates[:1]:
-        for d in reminders_for(schedule, m):
-            if reminder is None or d.mailing.name == reminder:
-                if reminder is None and d.state(now) == Window.CLOSED:
-                    continue
-                return d
-    return None
+    if meeting is not None:
+        found = schedule.meeting_on(meeting)
+    else:
+        found = next((m for m in schedule.meetings if not m.cancelled and m.start(tz) > now), None)
+    if found is None:
+        return None
+    dues = reminders_for(schedule, found)
+    if reminder is not None:
+        return next((d for d in dues if d.mailing.name == reminder), None)
+    return next((d for d in dues if d.state(now) != Window.CLOSED), dues[0] if dues else None)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.inputs.schedule import parse_schedule
-from newsletter.timing import due_now, local_instant, next_mailing, plan, reminders_for
+from newsletter.timing import due_now, local_instant, next_due, plan, reminders_for
 
 NY = ZoneInfo("America/New_York")
 
@@ -108,13 +108,13 @@ def test_missed_entirely_is_closed_not_late() -> None:
     assert [d.id for d in due_now(schedule, at(2017, 12, 11, 10))] == ["2017-12-12/day-before"]
 
 
-def test_next_mailing_is_the_next_meetings_current_or_next_reminder() -> None:
+def test_next_due_is_the_next_meetings_current_or_next_reminder() -> None:
     schedule = parse_schedule(SEED)
-    first = next_mailing(schedule, at(2017, 11, 1))
+    first = next_due(schedule, at(2017, 11, 1))
     assert first is not None and first.id == "2017-12-12/week-before"
-    during = next_mailing(schedule, at(2017, 12, 11, 12))
+    during = next_due(schedule, at(2017, 12, 11, 12))
     assert during is not None and during.id == "2017-12-12/day-before"
-    assert next_mailing(schedule, at(2019, 1, 1)) is None
+    assert next_due(schedule, at(2019, 1, 1)) is None
 
 
 def test_cancelled_meeting_has_no_reminders() -> None:

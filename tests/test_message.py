@@ -49,12 +49,12 @@ def test_a_whole_message_for_an_evil_name_is_never_built(name: str, group: objec
     from newsletter.project import load_project
     from newsletter.send.pipeline import prepare
     from newsletter.settings import resolve
-    from newsletter.timing import next_mailing
+    from newsletter.timing import next_due
 
     assert isinstance(group, Path)
     now = dt.datetime(2026, 11, 25, 15, tzinfo=dt.UTC)
     project = load_project(resolve(group, environ={}))
-    due = next_mailing(project.schedule, now)
+    due = next_due(project.schedule, now)
     assert due is not None
     prepared = prepare(project, due, now=now)
     ok = prepared.build(Subscriber(email="ann@example.org", name="Ann"), now=now)

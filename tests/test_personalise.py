@@ -15,7 +15,7 @@ from newsletter.model import Subscriber
 from newsletter.project import load_project
 from newsletter.send.pipeline import Prepared, prepare
 from newsletter.settings import resolve
-from newsletter.timing import next_mailing
+from newsletter.timing import next_due
 
 #: Before the sample's first reminder: `send` picks the dinner's week-before reminder.
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/New_York"))
@@ -59,7 +59,7 @@ def add_to_template(group: Path, name: str, text: str) -> None:
 
 def prepared(group: Path) -> tuple[Prepared, list[Subscriber]]:
     project = load_project(resolve(group, environ={}))
-    due = next_mailing(project.schedule, NOW)
+    due = next_due(project.schedule, NOW)
     assert due is not None
     return prepare(project, due, now=NOW, columns=project.columns()), list(project.members())
 
@@ -192,7 +192,7 @@ def test_reply_to_with_a_display_name(group: Path, monkeypatch: pytest.MonkeyPat
     write_members(group, [("zoe@example.org", "Zoë", "")])
     (group / ".env").write_text("NEWSLETTER_REPLY_TO=Vonnie <vonnie@example.org>\n", encoding="utf-8")
     project = load_project(resolve(group, environ={}))
-    due = next_mailing(project.schedule, NOW)
+    due = next_due(project.schedule, NOW)
     assert due is not None
     prep = prepare(project, due, now=NOW, columns=project.columns())
     [member] = list(project.members())

@@ -333,17 +333,18 @@ def test_send_stops_at_the_daily_cap_and_continues_the_next_day(
     monkeypatch.setenv("SMTP_RATE_LIMIT", "100/min, 3/day")
     everyone = sum(1 for _ in (group / "subscribers.csv").open(encoding="utf-8-sig")) - 1
     assert everyone == 5
+    NAMED = ("--meeting", "2026-12-08", "--reminder", "week-before")  # sent early, as asked
 
-    code, out, err = run(group, "send", "--at", "2026-11-25T10:00")
+    code, out, err = run(group, "send", *NAMED, "--at", "2026-11-25T10:00")
     assert code == 3, err
     assert "daily limit of 3 messages" in err and "2026-11-25" in err
     assert len(smtp.messages) == 3
 
-    code, out, err = run(group, "send", "--at", "2026-11-25T18:00")  # same UTC day: nothing more
+    code, out, err = run(group, "send", *NAMED, "--at", "2026-11-25T18:00")  # same UTC day: nothing more
     assert code == 3 and "daily limit of 3 messages" in err
     assert len(smtp.messages) == 3
 
-    code, out, err = run(group, "send", "--at", "2026-11-26T10:00")  # the next day: the rest
+    code, out, err = run(group, "send", *NAMED, "--at", "2026-11-26T10:00")  # the next day: the rest
     assert code == 0, err
     assert len(smtp.messages) == everyone
     assert len({m.rcpt_tos[0].lower() for m in smtp.messages}) == everyone

@@ -12,9 +12,6 @@ from markupsafe import Markup
 
 from newsletter.model import Article, Mailing, MailKind, Meeting, Schedule, Venue, rebuild, snapshot
 
-#: How far ahead "the rest of the year's dates" look.
-LATER_HORIZON = dt.timedelta(days=366)
-
 
 def time_text(t: dt.time) -> str:
     """``18:00`` → ``6:00 PM`` — what members read in the US."""
@@ -129,16 +126,14 @@ def mail_context(
     article: Article | None,
     reply_to: str,
     now: dt.datetime,
+    later_meetings: list[Meeting],
     test: bool = False,
 ) -> dict[str, Any]:
     """Everything the templates may use that is the same for every member of the mailing, worded
-    for the moment ``now`` it is sent; ``test`` marks a test mail as one."""
+    for the moment ``now`` it is sent; ``later_meetings`` are the rest of the upcoming dates (see
+    ``timing.upcoming``); ``test`` marks a test mail as one."""
     meeting = mailing.meeting
-    later = [
-        meeting_view(m, schedule)
-        for m in schedule.meetings
-        if meeting.date < m.date <= meeting.date + LATER_HORIZON
-    ]
+    later = [meeting_view(m, schedule) for m in later_meetings]
     group = schedule.group
     view = meeting_view(meeting, schedule)
     where = f" at {meeting.venue.name}" if meeting.venue.name else ""

@@ -299,12 +299,14 @@ def send_mailing(
     the send lock. Each message is built, signed and handed over by the one pipeline."""
     from newsletter.inputs.members import check_file, iter_subscribers
     from newsletter.model import snapshot
-    from newsletter.send.pipeline import Builder, Pipeline
+    from newsletter.send.pipeline import Builder, Pipeline, ledger_id
     from newsletter.send.ratelimit import limiter_for
 
     mailing = due.mailing
+    settings = project.settings
+    cid = ledger_id(settings, mailing.id)
     told = snapshot(mailing.meeting)
-    # A change notice goes only to the members it was opened for (see jobs.tick).
+    # A change notice goes only to the members it was opened for (see jobs.open_notices).
     only = ledger.enqueued(mailing.id) if mailing.kind == MailKind.CHANGE else None
     checked = project.members_checked
     if checked is None:  # a tick reads the project lightly: check the whole list before sending
@@ -316,16 +318,15 @@ def send_mailing(
         project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
     )
     builder.prepared(clock())  # template problems show before anything is recorded
-    pipeline = Pipeline.of(project, mailing.id)
-    settings = project.settings
+    pipeline = Pipeline(settings, project.signer, mailing.id)
     # SMTP_RATE_LIMIT: a day's budget already spent stops here, before anything is built.
     limiter = limiter_for(settings.rate, ledger, now=clock) if settings.smtp else None
     ledger.open_campaign(
-        mailing.id, meeting=mailing.meeting.key, reminder=mailing.name, kind=mailing.kind, now=clock()
+        cid, meeting=mailing.meeting.key, reminder=mailing.name, kind=mailing.kind, now=clock()
     )
     report = asyncio.run(
         deliver(
-            campaign=mailing.id,
+            campaign=cid,
             members=members,
             build=lambda m: pipeline.finish(builder.build(m, now=clock())),
             ledger=ledger,
@@ -334,14 +335,15 @@ def send_mailing(
             connections=settings.connections,
             progress=progress,
             stop=stop,
-            told=(mailing.meeting.key, told),
+            # What members were told counts only when it reached them: not for an outbox try-out.
+            told=(mailing.meeting.key, told) if settings.smtp else None,
             throttle=limiter.throttle if limiter else None,
             deadline=mailing.meeting.start(project.schedule.group.tz),
         )
     )
-    if all(status in FINAL for status in ledger.counts(mailing.id)):
-        ledger.set_campaign_state(mailing.id, CampaignState.DONE, now=clock())
+    if all(status in FINAL for status in ledger.counts(cid)):
+        ledger.set_campaign_state(cid, CampaignState.DONE, now=clock())
         # The list this mailing went to: if it changes while the reminder is still due,
         # tick sends it to the newcomers (see jobs.tick).
-        ledger.set_meta(f"list:{mailing.id}", repr(checked))
+        ledger.set_meta(f"list:{cid}", repr(checked))
     return report

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.errors import DataError, DeliveryError, Problem
 from newsletter.model import MailKind, Subscriber
 from newsletter.settings import Settings
-from newsletter.timing import Due
+from newsletter.timing import Due, upcoming
 
 if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
     from newsletter.compose.dkim import DkimSigner
@@ -37,6 +37,12 @@ def transport_for(settings: Settings, campaign: str) -> Transport:
     if settings.smtp is None:
         return Outbox(settings.outbox, campaign)
     return Smtp(settings.smtp, timeout=settings.timeout)
+
+
+def ledger_id(settings: Settings, mailing_id: str) -> str:
+    """The mailing's name in the ledger. Outbox try-outs are kept apart under ``outbox/``: mail written
+    to the outbox never counts as delivered, so the real reminder is still owed to every member."""
+    return mailing_id if settings.smtp is not None else f"outbox/{mailing_id}"
 
 
 class Pipeline:
@@ -126,7 +132,16 @@ def prepare(
     settings, schedule, mailing = project.settings, project.schedule, due.mailing
     renderer = MailRenderer(make_environment(project.home / "templates"), mailing.kind)
     article = project.article_for(mailing.meeting.article)
-    context = mail_context(schedule, mailing, article=article, reply_to=settings.reply_to, now=now, test=test)
+    later = [m for m in upcoming(schedule, now) if m.date > mailing.meeting.date]
+    context = mail_context(
+        schedule,
+        mailing,
+        article=article,
+        reply_to=settings.reply_to,
+        now=now,
+        later_meetings=later,
+        test=test,
+    )
     rendered = renderer.render_once(context)
     unknown = sorted(
         s[len("member.") :]
