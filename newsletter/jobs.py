@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from newsletter.errors import DataError
 from newsletter.model import FINAL, SETTLED, CampaignState, MailKind, Report, snapshot
 from newsletter.project import Project
 from newsletter.send.pipeline import ledger_id
@@ -96,32 +97,16 @@ def close_window(project: Project, ledger: Ledger, due: Due, *, now: dt.datetime
 
 def notify_organisers(project: Project, due: Due, text: str, *, now: dt.datetime) -> None:
     """A short mail to the organisers: counts and where to look, never members' addresses."""
-    from newsletter.compose.mime import small_message
-    from newsletter.send.pipeline import Pipeline
-    from newsletter.send.transports import redact
+    from newsletter.organisers import Contacts, mail
 
-    subject = f"Newsletter: {due.mailing.meeting.title} {due.mailing.name} reminder needs a look"
-    pipeline = Pipeline.of(project, f"organisers/{due.id}")
-    for organiser in project.schedule.group.organisers:
-        if not organiser.email:
-            continue
-        body = (
-            f"Hello {organiser.name},\n\n{redact(text)}\n\nRun `newsletter status {due.id}` on the "
-            "server to see who was not reached and why.\n"
-        )
-        try:
-            pipeline.send(
-                small_message(
-                    sender=project.settings.sender,
-                    to=organiser.email,
-                    subject=subject,
-                    text=body,
-                    now=now,
-                    tz=project.schedule.group.tz,
-                )
-            )
-        except Exception as err:  # telling the organisers must never stop the sending
-            log.error("could not notify an organiser: %s", redact(str(err)))
+    mail(
+        project.settings,
+        Contacts.of(project),
+        subject=f"Newsletter: {due.mailing.meeting.title} {due.mailing.name} reminder needs a look",
+        body=f"{text}\n\nRun `newsletter status {due.id}` on the server to see who was not reached and why.",
+        topic=due.id,
+        now=now,
+    )
 
 
 def open_notices(project: Project, ledger: Ledger, *, now: dt.datetime) -> list[Due]:
@@ -177,7 +162,7 @@ def list_changed(project: Project, ledger: Ledger, due: Due) -> bool:
     return ledger.get_meta(f"list:{cid}") != repr(file_stamp(project.subscribers_path))
 
 
-def _wanted(project: Project, ledger: Ledger, due: Due) -> bool:
+def wanted(project: Project, ledger: Ledger, due: Due) -> bool:
     """A due reminder still owes someone a mail (or the list gained newcomers since it was sent)."""
     campaign = ledger.campaign(ledger_id(project.settings, due.id))
     if campaign is None or campaign.state == CampaignState.OPEN:
@@ -203,6 +188,10 @@ def tick(
             report.busy = True
             return report
         with Ledger(project.settings.state_path) as ledger:
+            from newsletter.organisers import FILES_TOPIC, all_clear, remember
+
+            # Whom to tell if schedule.yaml later breaks; and the all-clear if it was broken before.
+            all_clear(project.settings, ledger, remember(ledger, project), topic=FILES_TOPIC, now=now)
             # Change notices first: a member must not get a reminder before the correction.
             todo = open_notices(project, ledger, now=now)
             for due in plan(project.schedule):
@@ -210,7 +199,7 @@ def tick(
                 if state == Window.CLOSED:
                     if (line := close_window(project, ledger, due, now=now)) is not None:
                         report.lines.append(line)
-                elif state == Window.DUE and _wanted(project, ledger, due):
+                elif state == Window.DUE and wanted(project, ledger, due):
                     todo.append(due)
             for due in todo:
                 if stop is not None and stop.is_set():
@@ -231,10 +220,17 @@ def _deliver(
     progress_factory: Callable[[], Progress] | None,
     stop: threading.Event | None,
 ) -> None:
+    from newsletter.organisers import Contacts, all_clear
     from newsletter.send.loop import send_mailing
 
     progress = progress_factory() if progress_factory else None
-    result = send_mailing(project, due, ledger, clock=clock, progress=progress, stop=stop)
+    try:
+        result = send_mailing(project, due, ledger, clock=clock, progress=progress, stop=stop)
+    except DataError as err:
+        report.lines.append(_blocked(project, ledger, due, err, now=clock()))
+        report.problems += 1
+        return
+    all_clear(project.settings, ledger, Contacts.of(project), topic=f"blocked:{due.id}", now=clock())
     counts = ledger.counts(result.campaign)
     left = {k: v for k, v in counts.items() if k not in SETTLED}
     line = (
@@ -248,86 +244,47 @@ def _deliver(
     report.problems += sum(left.values())
 
 
-@dataclass
-class DryRun:
-    """What a send of one mailing would do now: who gets it, who is skipped and why (by CSV line)."""
-
-    where: str
-    recipients: list[int | None] = field(default_factory=list)  # CSV lines
-    size: int = 0
-    skipped: dict[str, list[int | None]] = field(default_factory=dict)  # reason → CSV lines
-
-    def skip(self, reason: str, line: int | None) -> None:
-        self.skipped.setdefault(reason, []).append(line)
-
-    def skipped_lines(self) -> list[str]:
-        return [
-            f"{len(lines)} {reason} (subscribers.csv line {_lines(lines)})"
-            for reason, lines in self.skipped.items()
-        ]
+#: A blocked reminder whose window closes within this gets a last warning (once).
+LAST_CALL = dt.timedelta(hours=3)
 
 
-def _lines(lines: list[int | None]) -> str:
-    shown = [str(n) for n in lines[:12] if n is not None]
-    return ", ".join(shown) + (f" and {len(lines) - 12} more" if len(lines) > 12 else "")
+def _tell(project: Project, ledger: Ledger, topic: str, problems: list[str], *, now: dt.datetime) -> bool:
+    from newsletter.organisers import Contacts, tell_once
+
+    return tell_once(
+        project.settings,
+        ledger,
+        Contacts.of(project),
+        topic=topic,
+        problems=problems,
+        subject=f"Newsletter: {topic.partition(':')[2]} is blocked",
+        intro="A mailing could not go out because of these mistakes in the group's files:",
+        fix="Fix them (each line says the file, the line and how), then run `newsletter check`. "
+        "Nothing wrong was sent; the next run sends the mailing while it is still due.",
+        now=now,
+    )
 
 
-def would_send(project: Project, due: Due, *, now: dt.datetime) -> DryRun:
-    """``send --dry-run``: build every message that would go out now, send none, record nothing."""
-    from newsletter.send.pipeline import Pipeline, prepare
+def _blocked(project: Project, ledger: Ledger, due: Due, err: DataError, *, now: dt.datetime) -> str:
+    """A mistake in the files would make this mailing wrong: send nothing, tell the organisers once,
+    and once more shortly before its window closes."""
+    problems = [str(p) for p in err.problems]
+    _tell(project, ledger, f"blocked:{due.id}", problems, now=now)
+    if due.until - now <= LAST_CALL and ledger.get_meta(f"last-call:{due.id}") is None:
+        from newsletter.organisers import Contacts, mail
 
-    prepared = prepare(project, due, now=now, columns=project.columns())
-    pipeline = Pipeline(project.settings, project.signer, due.id)
-    plan = DryRun(pipeline.describe())
-    path = project.settings.state_path
-    ledger = Ledger(path) if path.exists() else None  # reading makes no state database
-    cid = ledger_id(project.settings, due.id)
-    try:
-        suppressed = ledger.suppressed() if ledger else {}
-        only = ledger.enqueued(due.id) if ledger and due.mailing.kind == MailKind.CHANGE else None
-        for member in project.members():
-            if only is not None and member.key not in only:
-                continue
-            row = ledger.statuses(cid, [member.key]).get(member.key) if ledger else None
-            if member.key in suppressed:
-                plan.skip("unsubscribed", member.line)
-            elif row is not None and row.status in FINAL:
-                plan.skip(f"already {row.status}", member.line)
-            elif row is not None and row.next_try and row.next_try > now.astimezone(dt.UTC).isoformat():
-                plan.skip(f"deferred, next try later (after {row.next_try[:16]} UTC)", member.line)
-            else:
-                plan.recipients.append(member.line)
-                plan.size += len(pipeline.finish(prepared.build(member, now=now)).data)
-    finally:
-        if ledger is not None:
-            ledger.close()
-    return plan
-
-
-def tick_preview(project: Project, *, now: dt.datetime) -> list[str]:
-    """``tick --dry-run``: each mailing a tick would send now, to how many, who is skipped and why."""
-    from newsletter.notices import audiences, current
-
-    lines: list[str] = []
-    path = project.settings.state_path
-    tz = project.schedule.group.tz
-    if path.exists():
-        with Ledger(path) as ledger:
-            for key in ledger.told_meetings(since=now.astimezone(tz).date().isoformat()):
-                told = ledger.told(key)
-                meeting = current(project.schedule, key, next(iter(told.values())))
-                waiting = sum(len(a) for a in audiences(told, meeting).values())
-                if waiting and meeting.start(tz) > now:
-                    lines.append(f"{key}: a change notice to {waiting} member(s) told other details")
-            dues = [
-                d
-                for d in plan(project.schedule)
-                if d.state(now) == Window.DUE and _wanted(project, ledger, d)
-            ]
-    else:
-        dues = [d for d in plan(project.schedule) if d.state(now) == Window.DUE]
-    for due in dues:
-        dry = would_send(project, due, now=now)
-        lines.append(f"{due.id}: {len(dry.recipients)} member(s) would get it via {dry.where}")
-        lines.extend(f"  skipped: {line}" for line in dry.skipped_lines())
-    return lines or ["Nothing would go out now."]
+        closes = f"{due.until.astimezone(project.schedule.group.tz):%a %Y-%m-%d %H:%M %Z}"
+        mail(
+            project.settings,
+            Contacts.of(project),
+            subject=f"Last warning: {due.id} reminder is still blocked",
+            body="It can still go out until "
+            + closes
+            + " if these are fixed before then:\n\n"
+            + "\n".join(f"- {p}" for p in problems),
+            topic=due.id,
+            now=now,
+        )
+        ledger.set_meta(f"last-call:{due.id}", now.isoformat())
+    log.warning("%s: blocked by %d problem(s) in the files; the organisers are told", due.id, len(problems))
+    return f"{due.id}: blocked — " + "; ".join(problems)

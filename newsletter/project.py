@@ -113,10 +113,10 @@ def load_project(
     if problems or schedule is None:
         raise DataError(problems)
     settings = settings.for_group(sender=schedule.group.sender, reply_to=schedule.group.reply_to)
-    return Project(settings, schedule, articles, members_count, members_checked, _signer(settings))
+    return Project(settings, schedule, articles, members_count, members_checked, signer_for(settings))
 
 
-def _signer(settings: Settings) -> DkimSigner | None:
+def signer_for(settings: Settings) -> DkimSigner | None:
     """The DKIM signer when NEWSLETTER_DKIM_KEY is set, built once; an unusable key is a ConfigError."""
     if settings.dkim_key is None:
         return None

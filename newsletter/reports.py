@@ -14,7 +14,7 @@ from newsletter.project import Project, load_project
 from newsletter.send.pipeline import prepare
 from newsletter.settings import Settings
 from newsletter.state.ledger import Ledger
-from newsletter.timing import Due, plan, reminders_for
+from newsletter.timing import Due, Window, plan, reminders_for, upcoming
 
 
 def _ledger(project: Project) -> Ledger | None:
@@ -38,10 +38,10 @@ def reminder_state(due: Due, ledger: Ledger | None, now: dt.datetime) -> str:
     return f"{state} (tried out in the outbox: {tried})" if tried else state
 
 
-def upcoming_lines(project: Project, *, now: dt.datetime, limit: int = 6) -> list[str]:
+def upcoming_lines(project: Project, *, now: dt.datetime) -> list[str]:
     schedule = project.schedule
     tz = schedule.group.tz
-    meetings = [m for m in schedule.meetings if m.start(tz) > now][:limit]
+    meetings = upcoming(schedule, now)
     if not meetings:
         return ["No upcoming meetings in schedule.yaml."]
     ledger = _ledger(project)
@@ -121,7 +121,11 @@ def change_preview(project: Project, day: dt.date | None, *, now: dt.datetime) -
 
 
 def _sample_member(project: Project) -> Subscriber:
-    first = next(iter(project.members()), None)
+    """The list's first member, or a made-up one when the list is empty or has problems."""
+    try:
+        first = next(iter(project.members()), None)
+    except (DataError, OSError):
+        first = None
     return first or Subscriber(email="member@example.org", name="Member")
 
 
@@ -192,7 +196,7 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
     project = load_project(settings)
     columns = project.columns()
     problems: list[Problem] = []
-    dues = [d for d in plan(project.schedule) if d.state(now) != "closed"]
+    dues = [d for d in plan(project.schedule) if d.state(now) != Window.CLOSED]
     rendered = 0
     for due in dues:
         try:
@@ -202,7 +206,7 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
             problems.extend(p for p in err.problems if p not in problems)
     if problems:
         raise DataError(problems)
-    upcoming = [m for m in project.schedule.meetings if m.start(project.schedule.group.tz) > now]
+    coming = upcoming(project.schedule, now)
     signer = project.signer
     dkim = (
         f"DKIM: signing as d={signer.domain} s={signer.selector}; publish TXT {signer.dns_name}: "
@@ -216,8 +220,8 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         else f"the outbox folder {settings.outbox} (SMTP_URL not set)"
     )
     return [
-        f"schedule.yaml: {len(upcoming)} upcoming meetings "
-        f"({sum(m.cancelled for m in upcoming)} cancelled), {len(project.schedule.reminders)} reminders each",
+        f"schedule.yaml: {len(coming)} upcoming meetings in the next year "
+        f"({sum(m.cancelled for m in coming)} cancelled), {len(project.schedule.reminders)} reminders each",
         f"subscribers.csv: {project.members_count} members",
         f"content: {len(project.articles)} article(s)",
         f"templates: {rendered} upcoming mails render",

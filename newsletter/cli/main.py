@@ -87,22 +87,33 @@ def preview(
     width: int,
     at: str | None,
 ) -> None:
-    """Render one mail exactly as a member would get it."""
+    """Render one mail exactly as a member would get it (any meeting, past or future)."""
+    from newsletter.errors import UsageError
     from newsletter.reports import preview_message
+    from newsletter.timing import Window
 
-    project = obj.project()
+    kinds = {".html": "html", ".htm": "html", ".txt": "text", ".eml": "eml", ".png": "png"}
+    if out is not None and out.suffix.lower() not in kinds:
+        raise UsageError(f"--out {out.name}: write to a .html, .txt, .eml or .png file")
+    if out is not None and out.suffix.lower() == ".png":
+        screenshot, out = out, None
+    # A mistake in one row of subscribers.csv must not stop an organiser from seeing the mail.
+    project = obj.project(check_subscribers=False)
     now = parse_moment(at, project.schedule.group.tz)
     if change:
         from newsletter.reports import change_preview
 
         due = change_preview(project, parse_day(meeting), now=now)
+        moment = now
     else:
         due = pick(project, meeting, reminder, now)
-    path, body = preview_message(project, due, now=now, out=out, text=text)
+        moment = now if due.state(now) == Window.DUE else due.at  # worded as on the day it goes out
+    path, body = preview_message(project, due, now=moment, out=out, text=text and screenshot is None)
     if path is None:
         click.echo(body, nl=False)
         return
-    click.echo(f"Preview of {due.id} written to {path}")
+    when = f"{moment.astimezone(project.schedule.group.tz):%a %Y-%m-%d %H:%M %Z}"
+    click.echo(f"Preview of {due.id}, as it reads when sent {when}, written to {path}")
     if screenshot is not None:
         from newsletter.cli.screenshot import capture
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.cli.common import Obj, now_utc, parse_moment, pick, progress
-from newsletter.errors import DeliveryLeft, NewsletterError
+from newsletter.errors import DataError, DeliveryLeft, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.model import Report
@@ -140,7 +140,7 @@ def _title(due: Due) -> str:
 
 
 def _dry_run(project: Project, due: Due, now: dt.datetime) -> None:
-    from newsletter.jobs import would_send
+    from newsletter.dryrun import would_send
 
     plan = would_send(project, due, now=now)
     click.echo(
@@ -187,10 +187,17 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
     from newsletter.jobs import tick as run_tick
     from newsletter.send.pipeline import BUSY
 
-    project = obj.project(check_subscribers=False, check_articles=False)
+    try:
+        project = obj.project(check_subscribers=False, check_articles=False)
+    except DataError as err:
+        if not dry_run:  # under cron nobody reads this output: the organisers get a mail, once
+            from newsletter.organisers import report_unreadable
+
+            report_unreadable(obj.settings(), [str(p) for p in err.problems], now=now_utc())
+        raise
     now = parse_moment(at, project.schedule.group.tz)
     if dry_run:
-        from newsletter.jobs import tick_preview
+        from newsletter.dryrun import tick_preview
 
         for line in tick_preview(project, now=now):
             click.echo(line)
