@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -160,24 +161,33 @@ cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "newsletter") -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # `tick` under cron writes to a log file: its error lines are timestamped like its other lines.
+    stamp = "tick" in args and not sys.stderr.isatty()
+
+    def say(line: str) -> None:
+        click.echo(
+            f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} {line}" if stamp else line, err=True
+        )
+
     try:
-        cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        cli.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.Abort:
-        click.echo("Aborted.", err=True)
+        say("Aborted.")
         return 1
     except click.ClickException as exc:
         exc.show()
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except DataError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            say(str(problem))
         count = len(exc.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent.", err=True)
+        say(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent.")
         return 1
     except NewsletterError as exc:
-        click.echo(f"newsletter: {exc}", err=True)
+        say(f"newsletter: {exc}")
         return exc.exit_code
     return 0
 

@@ -207,12 +207,19 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
         click.echo(f"newsletter: {BUSY}")
         return
     for line in report.lines or [_nothing_due(project, now)]:
-        click.echo(line)
+        click.echo(stamped(line))
     if report.problems:
         raise DeliveryLeft(
             f"{report.problems} member(s) deferred or failed — see `newsletter status`; the next tick "
             "retries the deferred ones while the reminder's window is open"
         )
+
+
+def stamped(line: str) -> str:
+    """Under cron the output goes to a log file: each line carries the moment it was written."""
+    if sys.stdout.isatty():
+        return line
+    return f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} {line}"
 
 
 def _nothing_due(project: Project, now: dt.datetime) -> str:
