@@ -219,7 +219,9 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         if settings.smtp
         else f"the outbox folder {settings.outbox} (SMTP_URL not set)"
     )
+    warnings = example_addresses(project)
     return [
+        *(f"warning: {w}" for w in warnings),
         f"schedule.yaml: {len(coming)} upcoming meetings in the next year "
         f"({sum(m.cancelled for m in coming)} cancelled), {len(project.schedule.reminders)} reminders each",
         f"subscribers.csv: {project.members_count} members",
@@ -227,5 +229,30 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         f"templates: {rendered} upcoming mails render",
         f"mail goes to {where}",
         dkim,
-        "All good.",
+        f"All good ({len(warnings)} warning{'s' if len(warnings) != 1 else ''} above)."
+        if warnings
+        else "All good.",
     ]
+
+
+#: Domains reserved for examples (RFC 2606): mail to them goes nowhere.
+EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net")
+
+
+def example_addresses(project: Project) -> list[str]:
+    """The sender and organiser addresses still at an example domain, with their schedule.yaml line."""
+    group = project.schedule.group
+    found = [("the sender", project.settings.sender_address)]
+    found += [(f"organiser {o.name}", o.email) for o in group.organisers if o.email]
+    text = (project.home / "schedule.yaml").read_text(encoding="utf-8-sig").splitlines()
+    out = []
+    for who, address in found:
+        if address.rpartition("@")[2].lower() not in EXAMPLE_DOMAINS:
+            continue
+        line = next((n for n, raw in enumerate(text, 1) if address in raw), None)
+        where = f"schedule.yaml:{line}" if line else "NEWSLETTER_FROM"
+        out.append(
+            f"{where}: {who}'s address is at a reserved example domain, so mail to or from it goes nowhere "
+            "— write the real address"
+        )
+    return out

@@ -12,10 +12,11 @@ import pytest
 from newsletter.compose.mime import Envelope
 from newsletter.errors import ConfigError, DailyCapReached, NewsletterError
 from newsletter.model import Subscriber
+from newsletter.rate import Limit, SendRate, parse_rate_limit
 from newsletter.send.loop import deliver
 from newsletter.send.ratelimit import RateLimiter, limiter_for
 from newsletter.send.transports import Smtp
-from newsletter.settings import Limit, SendRate, parse_rate_limit, parse_smtp_url
+from newsletter.settings import parse_smtp_url
 from newsletter.state.ledger import Ledger
 
 from .conftest import CliRunner

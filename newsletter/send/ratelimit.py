@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from newsletter.errors import DailyCapReached
-from newsletter.settings import SendRate
+from newsletter.rate import SendRate
 
 
 class SentCounter(Protocol):
