@@ -22,6 +22,7 @@ from urllib.parse import quote
 from newsletter.compose.templates import Body, MemberValues, RenderedMailing
 from newsletter.errors import DeliveryError
 from newsletter.model import Subscriber
+from newsletter.state.members import token_hash
 from newsletter.tokens import message_id, unsubscribe_token
 
 CRLF = b"\r\n"
@@ -38,6 +39,8 @@ class Envelope:
     message_id: str
     key: str  # the member's lower-cased address: the ledger's key
     crlf: bool = False  # built here: every line ends in CRLF (the SMTP transport can skip checking)
+    token_hash: str = ""  # SHA-256 (hex) of the member's unsubscribe token, for the ledger; "" if none
+    row: int | None = None  # the member's line in subscribers.csv, for messages that must not name them
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -248,7 +251,16 @@ class MessageFactory:
         data = b"".join(
             (*head, self._mime_head, self._before_text, text, self._before_html, html, self._tail)
         )
-        return Envelope(self.envelope_from, subscriber.email, data, mid, subscriber.key, crlf=True)
+        return Envelope(
+            self.envelope_from,
+            subscriber.email,
+            data,
+            mid,
+            subscriber.key,
+            crlf=True,
+            token_hash=token_hash(token),
+            row=subscriber.line,
+        )
 
 
 def small_message(

@@ -1,88 +1,34 @@
-"""The state database: every (mailing, member) attempt, suppressions, and the daily send budget.
+"""The state database: every (mailing, member) attempt, what members were told, and the daily send budget.
 
 SQLite in WAL mode.  A message is claimed (``sending``) and committed before it is handed to the
 server, and recorded ``sent`` only after the server accepted it: after a crash the claimed rows are
-sent again, so nobody is skipped and only messages in flight can arrive twice.
+sent again, so nobody is skipped and only messages in flight can arrive twice.  The member tables
+(unsubscribes, sign-ups, unsubscribe tokens) are in ``members``, the schema in ``migrations``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from newsletter.errors import ConfigError
 from newsletter.model import FINAL, CampaignState, MailKind
 from newsletter.model import DeliveryStatus as Status
+from newsletter.state.database import iso
+from newsletter.state.members import MemberTables
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaigns (
-    id TEXT PRIMARY KEY,
-    meeting TEXT NOT NULL,
-    reminder TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'reminder',
-    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done', 'skipped', 'closed')),
-    reason TEXT,
-    details TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    campaign TEXT NOT NULL REFERENCES campaigns(id),
-    address TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN
-        ('pending', 'sending', 'sent', 'deferred', 'failed', 'ambiguous', 'suppressed', 'removed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    code INTEGER,
-    reply TEXT,
-    next_try TEXT,
-    message_id TEXT,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (campaign, address)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (campaign, status);
-CREATE TABLE IF NOT EXISTS suppressions (
-    address TEXT PRIMARY KEY,
-    since TEXT NOT NULL,
-    source TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS send_counts (
-    period TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
-) WITHOUT ROWID;
--- What each member was last told about each meeting (date, time, venue, cancelled): the base for
--- change notices. Written in the same transaction that records the message as sent.
-CREATE TABLE IF NOT EXISTS told (
-    meeting TEXT NOT NULL,
-    address TEXT NOT NULL,
-    details TEXT NOT NULL,
-    campaign TEXT NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (meeting, address)
-) WITHOUT ROWID;
--- The invitation's SEQUENCE per meeting, raised whenever the announced details change.
-CREATE TABLE IF NOT EXISTS meetings (
-    key TEXT PRIMARY KEY,
-    sequence INTEGER NOT NULL,
-    details TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT
-) WITHOUT ROWID;
-"""
+__all__ = ["RETRYABLE", "Campaign", "ChangeDetails", "Delivery", "Ledger", "Result", "iso"]
 
 #: States a send run picks up (``sending`` only when a crash left it: runs hold the send lock).
 RETRYABLE = frozenset({Status.PENDING, Status.SENDING, Status.DEFERRED, Status.AMBIGUOUS})
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+#: How a message went out: to the SMTP relay, or to the outbox folder (a try-out, never delivered).
+VIA = frozenset({"relay", "outbox"})
+#: user:password@ in a URL (an SMTP_URL quoted in an error), cut out of what the ledger keeps.
+_USERINFO = re.compile(r"(?<=://)[^/\s]*@")  # to the last @: a password may hold one
+STOPPED_MAX = 500  # characters of "why the last run stopped" worth keeping
 
 
 @dataclass(frozen=True)
@@ -107,10 +53,21 @@ class Delivery:
     next_try: str | None
     message_id: str | None
     updated_at: str
+    via: str = "relay"  # of the latest attempt; rows from before schema 2 went to the relay
+
+    #: What ``of`` reads, by name: columns a later migration adds do not shift anything.
+    COLUMNS: ClassVar[str] = (
+        "campaign, address, status, attempts, code, reply, next_try, message_id, updated_at, via"
+    )
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> Delivery:
-        return cls(row[0], row[1], Status(row[2]), *row[3:])
+        """From a row selected as ``COLUMNS``."""
+        campaign, address, status, attempts, code, reply, next_try, message_id, updated, via = row
+        return cls(
+            campaign, address, Status(status), attempts, code, reply, next_try, message_id, updated,
+            via or "relay",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -140,51 +97,24 @@ class Campaign:
     change: ChangeDetails | None  # a change notice's details, read once from the row
     created_at: str
     updated_at: str
+    stopped: str | None = None  # why its last run stopped (a connection-level error), None if it did not
+
+    #: What ``of`` reads, by name: columns a later migration adds do not shift anything.
+    COLUMNS: ClassVar[str] = (
+        "id, meeting, reminder, kind, state, reason, details, created_at, updated_at, stopped"
+    )
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> Campaign:
-        cid, meeting, reminder, kind, state, reason, details, created, updated = row
+        """From a row selected as ``COLUMNS``."""
+        cid, meeting, reminder, kind, state, reason, details, created, updated, stopped = row
         return cls(
             cid, meeting, reminder, MailKind(kind), CampaignState(state), reason, ChangeDetails.load(details),
-            created, updated,
+            created, updated, stopped,
         )  # fmt: skip
 
 
-class Ledger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as err:
-            raise ConfigError(
-                f"{path}: cannot open the state database ({err}) — check NEWSLETTER_STATE and "
-                "that the folder is writable"
-            ) from err
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
+class Ledger(MemberTables):
     # campaigns ---------------------------------------------------------------------------------
     def open_campaign(
         self,
@@ -208,13 +138,15 @@ class Ledger:
         return campaign
 
     def campaign(self, cid: str) -> Campaign | None:
-        row = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        row = self.db.execute(f"SELECT {Campaign.COLUMNS} FROM campaigns WHERE id = ?", (cid,)).fetchone()
         return Campaign.of(row) if row else None
 
     def campaigns(self) -> list[Campaign]:
         return [
             Campaign.of(row)
-            for row in self.db.execute("SELECT * FROM campaigns ORDER BY meeting, created_at")
+            for row in self.db.execute(
+                f"SELECT {Campaign.COLUMNS} FROM campaigns ORDER BY meeting, created_at"
+            )
         ]
 
     def set_campaign_state(
@@ -225,6 +157,13 @@ class Ledger:
                 "UPDATE campaigns SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (state, reason, iso(now), cid),
             )
+
+    def set_stopped(self, cid: str, text: str | None, now: dt.datetime) -> None:
+        """Note why the campaign's last run stopped (a connection-level error), or None once one ran
+        through.  A user:password@ in the text is cut out: credentials never reach the ledger."""
+        kept = _USERINFO.sub("", text)[:STOPPED_MAX] if text is not None else None
+        with self.transaction() as db:
+            db.execute("UPDATE campaigns SET stopped = ?, updated_at = ? WHERE id = ?", (kept, iso(now), cid))
 
     # deliveries --------------------------------------------------------------------------------
     def start_run(self) -> None:
@@ -250,15 +189,18 @@ class Ledger:
         results: list[Result],
         now: dt.datetime,
         told: tuple[str, str] | None = None,
+        via: str = "relay",
     ) -> None:
         """Results and claims of several connections in one transaction (results first: a
-        connection's result always precedes its next claim)."""
+        connection's result always precedes its next claim); ``via`` is the transport they used."""
+        if via not in VIA:
+            raise ValueError(f"via must be one of {sorted(VIA)}, not {via!r}")
         if not claims and not results:
             return
         stamp = iso(now)
         with self.transaction() as db:
             db.executemany(
-                "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, updated_at = ?"
+                "UPDATE deliveries SET status = ?, code = ?, reply = ?, next_try = ?, via = ?, updated_at = ?"
                 " WHERE campaign = ? AND address = ?",
                 [
                     (
@@ -266,6 +208,7 @@ class Ledger:
                         r.code,
                         r.reply,
                         iso(r.next_try) if r.next_try else None,
+                        via,
                         stamp,
                         cid,
                         r.address,
@@ -276,7 +219,8 @@ class Ledger:
             sent = [r.address for r in results if r.status == Status.SENT]
             if sent and told is not None:
                 db.executemany(
-                    "INSERT INTO told VALUES (?, ?, ?, ?, ?) ON CONFLICT (meeting, address) DO UPDATE SET"
+                    "INSERT INTO told (meeting, address, details, campaign, at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (meeting, address) DO UPDATE SET"
                     " details = excluded.details, campaign = excluded.campaign, at = excluded.at",
                     [(told[0], a, told[1], cid, stamp) for a in sent],
                 )
@@ -287,9 +231,9 @@ class Ledger:
                     (now.astimezone(dt.UTC).date().isoformat(), len(sent)),
                 )
             db.executemany(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = ?,"
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = ?, via = ?,"
                 " updated_at = ? WHERE campaign = ? AND address = ?",
-                [(mid, stamp, cid, a) for a, mid in claims],
+                [(mid, via, stamp, cid, a) for a, mid in claims],
             )
 
     def enqueue(self, cid: str, addresses: Iterable[str], *, now: dt.datetime, seen: bool = False) -> None:
@@ -309,16 +253,19 @@ class Ledger:
             chunk = addresses[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                f"SELECT * FROM deliveries WHERE campaign = ? AND address IN ({marks})", (cid, *chunk)
+                f"SELECT {Delivery.COLUMNS} FROM deliveries WHERE campaign = ? AND address IN ({marks})",
+                (cid, *chunk),
             ):
-                out[row[1]] = Delivery.of(row)
+                delivery = Delivery.of(row)
+                out[delivery.address] = delivery
         return out
 
     def deliveries(self, cid: str) -> list[Delivery]:
         return [
             Delivery.of(row)
             for row in self.db.execute(
-                "SELECT * FROM deliveries WHERE campaign = ? ORDER BY status, address", (cid,)
+                f"SELECT {Delivery.COLUMNS} FROM deliveries WHERE campaign = ? ORDER BY status, address",
+                (cid,),
             )
         ]
 
@@ -369,7 +316,9 @@ class Ledger:
         with self.transaction() as db:
             row = db.execute("SELECT sequence, details FROM meetings WHERE key = ?", (meeting,)).fetchone()
             if row is None:
-                db.execute("INSERT INTO meetings VALUES (?, 0, ?)", (meeting, details))
+                db.execute(
+                    "INSERT INTO meetings (key, sequence, details) VALUES (?, 0, ?)", (meeting, details)
+                )
                 return 0
             if row[1] == details:
                 return int(row[0])
@@ -382,26 +331,14 @@ class Ledger:
         return [
             Campaign.of(row)
             for row in self.db.execute(
-                "SELECT * FROM campaigns WHERE meeting = ? AND kind = ? ORDER BY created_at, id",
+                f"SELECT {Campaign.COLUMNS} FROM campaigns WHERE meeting = ? AND kind = ?"
+                " ORDER BY created_at, id",
                 (meeting, kind),
             )
         ]
 
     def enqueued(self, cid: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT address FROM deliveries WHERE campaign = ?", (cid,))}
-
-    # suppressions ------------------------------------------------------------------------------
-    def suppress(self, address: str, *, source: str, now: dt.datetime) -> bool:
-        with self.transaction() as db:
-            return (
-                db.execute(
-                    "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?)", (address.lower(), iso(now), source)
-                ).rowcount
-                > 0
-            )
-
-    def suppressed(self) -> dict[str, tuple[str, str]]:
-        return {a: (since, source) for a, since, source in self.db.execute("SELECT * FROM suppressions")}
 
     # meta --------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -411,82 +348,7 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
-
-    # sign-ups ----------------------------------------------------------------------------------
-    # Pending double opt-in sign-ups of `newsletter serve` (only a hash of each link's token is kept)
-    # and the history of unsubscribes that were lifted.  The tables are created on first use, so a
-    # state database from before them gains them as it is used.
-    def _signup_tables(self) -> None:
-        if getattr(self, "_signup_tables_ready", False):
-            return
-        for statement in (
-            "CREATE TABLE IF NOT EXISTS signups (token_hash TEXT PRIMARY KEY, key TEXT NOT NULL,"
-            " address TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID",
-            "CREATE INDEX IF NOT EXISTS signups_key ON signups (key)",
-            "CREATE TABLE IF NOT EXISTS resubscriptions (address TEXT NOT NULL, at TEXT NOT NULL,"
-            " source TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS resubscriptions_address ON resubscriptions (address)",
-        ):
-            self.db.execute(statement)
-        self._signup_tables_ready = True
-
-    def add_signup(
-        self,
-        token_hash: str,
-        *,
-        address: str,
-        name: str,
-        now: dt.datetime,
-        expired_before: dt.datetime,
-        most: int,
-    ) -> bool:
-        """Keep a pending sign-up; False (nothing kept) when the address has ``most`` outstanding."""
-        self._signup_tables()
-        with self.transaction() as db:
-            db.execute("DELETE FROM signups WHERE created_at < ?", (iso(expired_before),))
-            (count,) = db.execute("SELECT count(*) FROM signups WHERE key = ?", (address.lower(),)).fetchone()
-            if count >= most:
-                return False
-            db.execute(
-                "INSERT INTO signups VALUES (?, ?, ?, ?, ?)",
-                (token_hash, address.lower(), address, name, iso(now)),
-            )
-        return True
-
-    def signup(self, token_hash: str, *, expired_before: dt.datetime) -> tuple[str, str] | None:
-        """(address, name) of a pending sign-up that has not expired."""
-        self._signup_tables()
-        row = self.db.execute(
-            "SELECT address, name FROM signups WHERE token_hash = ? AND created_at >= ?",
-            (token_hash, iso(expired_before)),
-        ).fetchone()
-        return (str(row[0]), str(row[1])) if row else None
-
-    def forget_signup(self, token_hash: str) -> None:
-        self._signup_tables()
-        with self.transaction() as db:
-            db.execute("DELETE FROM signups WHERE token_hash = ?", (token_hash,))
-
-    def forget_expired_signups(self, expired_before: dt.datetime) -> int:
-        """Drop the sign-ups nobody confirmed in time: their addresses are not kept any longer."""
-        self._signup_tables()
-        with self.transaction() as db:
-            return db.execute("DELETE FROM signups WHERE created_at < ?", (iso(expired_before),)).rowcount
-
-    def resubscribe(self, address: str, *, source: str, now: dt.datetime) -> bool:
-        """Lift an unsubscribe and note when and how, in one transaction; False if there was none."""
-        self._signup_tables()
-        with self.transaction() as db:
-            if db.execute("DELETE FROM suppressions WHERE address = ?", (address.lower(),)).rowcount == 0:
-                return False
-            db.execute("INSERT INTO resubscriptions VALUES (?, ?, ?)", (address.lower(), iso(now), source))
-        return True
-
-    def resubscriptions(self) -> dict[str, tuple[str, str]]:
-        """address → (at, source) of the latest lifted unsubscribe."""
-        self._signup_tables()
-        rows = self.db.execute("SELECT address, at, source FROM resubscriptions ORDER BY at, rowid")
-        return {str(a): (str(at), str(source)) for a, at, source in rows}

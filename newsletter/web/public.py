@@ -9,7 +9,6 @@ and nothing here logs an address or a token.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import secrets
 import time
@@ -33,12 +32,17 @@ from newsletter.inputs.members_edit import add_member as add_to_list
 from newsletter.project import Project
 from newsletter.send.pipeline import Pipeline
 from newsletter.state.ledger import Ledger
+from newsletter.state.members import token_hash
 
 log = logging.getLogger(__name__)
 
 CONFIRM_HOURS = 48
 EXPIRES = dt.timedelta(hours=CONFIRM_HOURS)
 PENDING_PER_ADDRESS = 3  # confirmation mails one address can have outstanding (no mail-bombing)
+#: Unsubscribe POSTs per client and in all, per hour: generous, as a mail provider's one-click POSTs
+#: for many members come from a few addresses, but a flood of made-up tokens (each a scan of the
+#: list, for links from before the ledger kept tokens) is cut short.
+UNSUBSCRIBES_PER_CLIENT, UNSUBSCRIBES_OVERALL = 30, 1000
 MAX_NAME = 100
 MAX_FIELDS = 10  # the form has three; more is not a person filling it in
 SECURITY_HEADERS = [
@@ -57,10 +61,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 # --- pending sign-ups (in the state database) ------------------------------------------------------
 # Kept until confirmed or for CONFIRM_HOURS at most: the address of someone who never confirmed is
 # health information we have no reason to keep.
@@ -70,7 +70,7 @@ def add_pending(ledger: Ledger, address: str, name: str, *, now: dt.datetime) ->
     """A new confirmation token, stored hashed; None when the address has enough outstanding."""
     token = secrets.token_urlsafe(32)
     kept = ledger.add_signup(
-        _hash(token),
+        token_hash(token),
         address=address,
         name=name,
         now=now,
@@ -82,11 +82,11 @@ def add_pending(ledger: Ledger, address: str, name: str, *, now: dt.datetime) ->
 
 def find_pending(ledger: Ledger, token: str, *, now: dt.datetime) -> tuple[str, str] | None:
     """(address, name) for a valid, unexpired token; None for anything else."""
-    return ledger.signup(_hash(token), expired_before=now - EXPIRES)
+    return ledger.signup(token_hash(token), expired_before=now - EXPIRES)
 
 
 def forget_pending(ledger: Ledger, token: str) -> None:
-    ledger.forget_signup(_hash(token))
+    ledger.forget_signup(token_hash(token))
 
 
 def forget_expired(ledger: Ledger, *, now: dt.datetime) -> None:
@@ -138,6 +138,7 @@ class Site:
         base_url: str,
         clock: Clock = _now,
         limit: RequestLimit | None = None,
+        unsubscribe_limit: RequestLimit | None = None,
         lock_wait: float = LOCK_WAIT,
     ) -> None:
         folder = project.home / "templates" / "web"
@@ -153,6 +154,9 @@ class Site:
         self.env = make_environment(folder)
         self.css = (folder / "web.css").read_bytes()
         self.limit = limit or RequestLimit(per_client=5, overall=100, window=3600)
+        self.unsubscribe_limit = unsubscribe_limit or RequestLimit(
+            per_client=UNSUBSCRIBES_PER_CLIENT, overall=UNSUBSCRIBES_OVERALL, window=3600
+        )
         self.secret = project.settings.secret
         with self.ledger() as ledger:
             forget_expired(ledger, now=self.clock())
@@ -170,6 +174,8 @@ class Site:
         return self.page("unsubscribe.html", root="../")
 
     async def unsubscribe(self, request: Request) -> Response:
+        if not self.unsubscribe_limit.allow(_client(request)):  # nothing is looked up or changed
+            return self.page("trouble.html", root="../", status=429)
         body = await request.body()
         # RFC 8058: the mail program POSTs List-Unsubscribe=One-Click (urlencoded or multipart); the
         # page's button posts nothing.
@@ -183,28 +189,23 @@ class Site:
         return self.page("unsubscribed.html", root="../")
 
     def _unsubscribe(self, token: str, source: str) -> None:
+        path = self.project.subscribers_path
         with self.ledger() as ledger:
-            address = find_by_token(self.project.subscribers_path, ledger, self.secret, token)
+            address = find_by_token(path, ledger, self.secret, token)
             if address is None:
                 return  # tampered, unknown or long gone: the same answer
             try:
-                unsubscribe(
-                    self.project.subscribers_path,
-                    ledger,
-                    address,
-                    source=source,
-                    now=self.clock(),
-                    wait=self.lock_wait,
-                )
-            except DataError:
+                unsubscribe(path, ledger, address, source=source, now=self.clock(), wait=self.lock_wait)
+            except (DataError, OSError) as err:  # EditBusy is an OSError too
+                why = (
+                    "has problems (run `newsletter check`)" if isinstance(err, DataError)
+                    else "was busy with another edit" if isinstance(err, EditBusy)
+                    else f"could not be rewritten ({err.strerror or type(err).__name__})"
+                )  # fmt: skip
                 log.warning(
-                    "an unsubscribe is recorded, but subscribers.csv has problems so its row stays in the "
-                    "file (the member gets no mail) — run `newsletter check`"
-                )
-            except EditBusy:
-                log.warning(
-                    "an unsubscribe is recorded, but subscribers.csv was busy with another edit so its row "
-                    "stays in the file for now (the member gets no mail)"
+                    "an unsubscribe is recorded and the member gets no mail, but subscribers.csv %s: the row "
+                    "stays in the file for now",
+                    why,
                 )
 
     # sign-up ------------------------------------------------------------------------------------
@@ -212,8 +213,7 @@ class Site:
         return self.page("signup.html", values={}, error="", field="")
 
     async def signup(self, request: Request) -> Response:
-        client = request.client.host if request.client else "unknown"
-        if not self.limit.allow(client):
+        if not self.limit.allow(_client(request)):
             return self.page("busy.html", status=429)
         try:
             form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=MAX_FIELDS)
@@ -310,6 +310,11 @@ class Site:
         return PlainTextResponse("ok\n")
 
 
+def _client(request: Request) -> str:
+    """Who asks, for the rate limits (X-Forwarded-For counts only from FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 def _clean(email: str, name: str) -> tuple[str, str]:
     """Validated (address, name), or FormError saying what to correct."""
     if not email.strip().rpartition("@")[0].isascii():
@@ -363,7 +368,7 @@ class SecurityHeaders:
 
 
 def create_app(project: Project, **options: Any) -> Starlette:
-    """The Starlette app; ``options`` go to Site (base_url, clock, limit, lock_wait)."""
+    """The Starlette app; ``options`` go to Site (base_url, clock, limit, unsubscribe_limit, lock_wait)."""
     site = Site(project, **options)
     routes = [
         Route("/", site.home),
