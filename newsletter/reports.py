@@ -9,11 +9,11 @@ from pathlib import Path
 
 from newsletter.compose.context import date_text, time_text
 from newsletter.errors import DataError, NewsletterError, Problem
-from newsletter.model import Mailing, MailKind, Meeting, Subscriber
+from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Subscriber
 from newsletter.project import Project, load_project
 from newsletter.send.pipeline import prepare
 from newsletter.settings import Settings
-from newsletter.state.ledger import Ledger
+from newsletter.state.ledger import Campaign, Ledger
 from newsletter.timing import Due, Window, plan, reminders_for, upcoming
 
 
@@ -167,7 +167,7 @@ def status_lines(settings: Settings, campaign: str | None) -> list[str]:
                 counts = ledger.counts(c.id)
                 summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no members"
                 reason = f" — {c.reason}" if c.reason else ""
-                lines.append(f"{c.id:<28} {c.state:<8} {summary}{reason}")
+                lines.append(f"{c.id:<28} {c.state:<8} {summary}{reason}{_stopped(c)}")
             return lines or ["Nothing sent yet."]
         found = ledger.campaign(campaign)
         if found is None:
@@ -175,7 +175,9 @@ def status_lines(settings: Settings, campaign: str | None) -> list[str]:
             raise NewsletterError(
                 f"no mailing {campaign!r} — `newsletter status` lists them (recent: {known})"
             )
-        lines = [f"{found.id}: {found.state}" + (f" — {found.reason}" if found.reason else "")]
+        lines = [
+            f"{found.id}: {found.state}" + (f" — {found.reason}" if found.reason else "") + _stopped(found)
+        ]
         for d in ledger.deliveries(campaign):
             detail = ""
             if d.status in {"deferred", "ambiguous"} and d.next_try:
@@ -190,6 +192,14 @@ def status_lines(settings: Settings, campaign: str | None) -> list[str]:
                 f"  {len(suppressed)} address(es) unsubscribed; `newsletter subscribers list` shows them"
             )
         return lines
+
+
+def _stopped(campaign: Campaign) -> str:
+    """Why the last run of a mailing stopped early (the relay's answer, a timeout), and what next."""
+    if not campaign.stopped or campaign.state != CampaignState.OPEN:
+        return ""
+    when = campaign.updated_at[:16].replace("T", " ")
+    return f"\n    last run stopped {when} UTC: {campaign.stopped} — the next tick or send tries again"
 
 
 def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:

@@ -92,3 +92,38 @@ def test_a_schedule_broken_after_a_good_run_is_reported_to_the_last_known_organi
     assert run(group, "tick", "--at", "2026-12-01T10:30")[0] == 0
     clear = to_organisers(smtp)[2:]
     assert len(clear) == 2 and "all clear" in str(clear[0].message["Subject"])
+
+
+def test_status_keeps_why_a_run_stopped_without_the_password(
+    group: Path, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relay that answers every connection with 421 at the greeting (a real TCP server on 127.0.0.1).
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def refuse() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.sendall(b"421 4.3.2 mail.example.org too busy, come back later\r\n")
+            conn.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    try:
+        monkeypatch.setenv("SMTP_URL", f"smtp://margaret:S3cretPass@127.0.0.1:{port}")
+        code, out, err = run(group, "tick", "--at", DUE)
+        assert code == 3
+        code, out, err = run(group, "status")
+        assert "last run stopped" in out and "421" in out and "too busy" in out
+        assert "S3cretPass" not in out + err
+        code, out, err = run(group, "status", "2026-12-08/week-before")
+        assert "421" in out and "S3cretPass" not in out
+    finally:
+        listener.close()

@@ -17,7 +17,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from newsletter.compose.mime import Envelope
-from newsletter.errors import DailyCapReached
+from newsletter.errors import DailyCapReached, DeliveryError
 from newsletter.model import FINAL, CampaignState, DeliveryStatus, MailKind, Report, Subscriber
 from newsletter.send.progress import Progress
 from newsletter.send.transports import Outcome, Transport, redact
@@ -52,8 +52,10 @@ class _Journal:
     connection's next claim, so a crash can only resend what was claimed and not yet confirmed:
     at most one message per connection."""
 
-    def __init__(self, ledger: Ledger, campaign: str, clock: Clock, told: tuple[str, str] | None) -> None:
-        self.ledger, self.campaign, self.clock, self.told = ledger, campaign, clock, told
+    def __init__(
+        self, ledger: Ledger, campaign: str, clock: Clock, told: tuple[str, str] | None, via: str
+    ) -> None:
+        self.ledger, self.campaign, self.clock, self.told, self.via = ledger, campaign, clock, told, via
         self.claims: list[tuple[str, str]] = []
         self.results: list[Result] = []
         self.waiters: list[asyncio.Future[None]] = []
@@ -75,7 +77,7 @@ class _Journal:
         self.claims, self.results, self.waiters = [], [], []
         try:
             self.ledger.write_batch(
-                self.campaign, claims=claims, results=results, now=self.clock(), told=self.told
+                self.campaign, claims=claims, results=results, now=self.clock(), told=self.told, via=self.via
             )
         except BaseException as err:
             for waiter in waiters:
@@ -109,6 +111,7 @@ class _Run:
     stop: threading.Event | None
     told: tuple[str, str] | None
     deadline: dt.datetime | None
+    via: str = "relay"
     report: Report = field(init=False)
     halt: asyncio.Event = field(default_factory=asyncio.Event)  # stop after what is in flight
     capped: list[DailyCapReached] = field(default_factory=list)
@@ -117,7 +120,7 @@ class _Run:
     def __post_init__(self) -> None:
         self.report = Report(self.campaign)
         self.queue: asyncio.Queue[tuple[Envelope, int] | None] = asyncio.Queue(maxsize=self.connections * 8)
-        self.journal = _Journal(self.ledger, self.campaign, self.clock, self.told)
+        self.journal = _Journal(self.ledger, self.campaign, self.clock, self.told, self.via)
 
     def too_late(self) -> bool:
         """The meeting has started (or SIGTERM came): nothing more may be handed over."""
@@ -127,6 +130,7 @@ class _Run:
 
     async def produce(self) -> None:
         suppressed = self.ledger.suppressed()
+        tokens: list[tuple[str, str]] = []
         for number, chunk in enumerate(_chunks(self.members)):
             now = self.clock()
             if number:  # an unsubscribe during a long send is honoured from the next chunk on
@@ -149,7 +153,13 @@ class _Run:
                     continue
                 if self.halt.is_set() or self.too_late():
                     return  # SIGTERM, the day's cap or the meeting's start: queue no more
-                await self.queue.put((self.build(member), row.attempts))
+                envelope = self.build(member)
+                if envelope.token_hash:
+                    tokens.append((envelope.token_hash, envelope.key))
+                await self.queue.put((envelope, row.attempts))
+            # An unsubscribe click then costs one indexed lookup (older links fall back to a scan).
+            self.ledger.remember_tokens(tokens)
+            tokens.clear()
         self.complete = True
 
     async def produce_then_stop(self) -> None:
@@ -214,7 +224,12 @@ class _Run:
         finally:
             if unsaved is not None:  # stopped or failed: the outcome we have must not be lost
                 self.ledger.write_batch(
-                    self.campaign, claims=[], results=[unsaved], now=self.clock(), told=self.told
+                    self.campaign,
+                    claims=[],
+                    results=[unsaved],
+                    now=self.clock(),
+                    told=self.told,
+                    via=self.via,
                 )
             if conn is not None:
                 await conn.close()
@@ -252,6 +267,7 @@ async def deliver(
     stop: threading.Event | None = None,
     told: tuple[str, str] | None = None,
     deadline: dt.datetime | None = None,
+    via: str = "relay",
 ) -> Report:
     """Send one mailing to every member the ledger does not already count as done.
 
@@ -260,7 +276,7 @@ async def deliver(
     """
     run = _Run(
         campaign, members, build, ledger, transport, clock, max(1, connections),
-        progress or Progress(), throttle, stop, told, deadline,
+        progress or Progress(), throttle, stop, told, deadline, via,
     )  # fmt: skip
     run.progress.start(None)
     ledger.start_run()
@@ -324,23 +340,31 @@ def send_mailing(
     ledger.open_campaign(
         cid, meeting=mailing.meeting.key, reminder=mailing.name, kind=mailing.kind, now=clock()
     )
-    report = asyncio.run(
-        deliver(
-            campaign=cid,
-            members=members,
-            build=lambda m: pipeline.finish(builder.build(m, now=clock())),
-            ledger=ledger,
-            transport=pipeline.transport,
-            clock=clock,
-            connections=settings.connections,
-            progress=progress,
-            stop=stop,
-            # What members were told counts only when it reached them: not for an outbox try-out.
-            told=(mailing.meeting.key, told) if settings.smtp else None,
-            throttle=limiter.throttle if limiter else None,
-            deadline=mailing.meeting.start(project.schedule.group.tz),
+    try:
+        report = asyncio.run(
+            deliver(
+                campaign=cid,
+                members=members,
+                build=lambda m: pipeline.finish(builder.build(m, now=clock())),
+                ledger=ledger,
+                transport=pipeline.transport,
+                clock=clock,
+                connections=settings.connections,
+                progress=progress,
+                stop=stop,
+                # What members were told counts only when it reached them: not for an outbox try-out.
+                told=(mailing.meeting.key, told) if settings.smtp else None,
+                throttle=limiter.throttle if limiter else None,
+                deadline=mailing.meeting.start(project.schedule.group.tz),
+                via="relay" if settings.smtp else "outbox",
+            )
         )
-    )
+    except DeliveryError as err:
+        # The relay could not be reached, refused the login, timed out…: `status` keeps why, since
+        # under cron nobody sees this message; the next run resumes where this one stopped.
+        ledger.set_stopped(cid, str(err), clock())
+        raise
+    ledger.set_stopped(cid, None, clock())
     if all(status in FINAL for status in ledger.counts(cid)):
         ledger.set_campaign_state(cid, CampaignState.DONE, now=clock())
         # The list this mailing went to: if it changes while the reminder is still due,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import ssl
@@ -16,6 +15,7 @@ from newsletter.model import DeliveryStatus
 from newsletter.settings import SmtpSettings
 
 _ADDRESS = re.compile(r"[\w.+%'-]+@[\w.-]+")
+_SAFE_NAME = re.compile(r"[^\w.@+-]")  # what a file name may keep of an address
 
 
 def redact(text: str) -> str:
@@ -77,8 +77,11 @@ class Outbox:
         return self
 
     def path_for(self, envelope: Envelope) -> Path:
-        # Named after the Message-ID, not the address: a resend overwrites, and names reveal nobody.
-        return self.folder / f"{hashlib.sha256(envelope.message_id.encode()).hexdigest()[:20]}.eml"
+        """``0003-linda.harper@example.org.eml``: the member's row in subscribers.csv and address, so an
+        organiser sees whose mail is whose (the outbox is on the organisers' own disk); a resend
+        overwrites the same file."""
+        row = f"{envelope.row:04d}-" if envelope.row else ""
+        return self.folder / f"{row}{_SAFE_NAME.sub('_', envelope.recipient)}.eml"
 
     async def send(self, envelope: Envelope) -> Outcome:
         path = self.path_for(envelope)
