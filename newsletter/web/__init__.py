@@ -1,1 +1,1 @@
-"""web"""
+"""The web pages of `newsletter serve`: members' pages (unsubscribe, sign-up)."""
