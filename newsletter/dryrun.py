@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from newsletter.inputs.sending_list import read_for_sending
 from newsletter.jobs import wanted
 from newsletter.model import FINAL, MailKind
 from newsletter.project import Project
@@ -53,7 +54,8 @@ def would_send(project: Project, due: Due, *, now: dt.datetime) -> DryRun:
     try:
         suppressed = ledger.suppressed() if ledger else {}
         only = ledger.enqueued(due.id) if ledger and due.mailing.kind == MailKind.CHANGE else None
-        for member in project.members():
+        members, rows = read_for_sending(project.subscribers_path)
+        for member in members:
             if only is not None and member.key not in only:
                 continue
             row = ledger.statuses(cid, [member.key]).get(member.key) if ledger else None
@@ -69,6 +71,8 @@ def would_send(project: Project, due: Due, *, now: dt.datetime) -> DryRun:
     finally:
         if ledger is not None:
             ledger.close()
+    for line, _ in rows.excluded:
+        plan.skip("left out: the row has a problem (`newsletter check` says which)", line)
     return plan
 
 

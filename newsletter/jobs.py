@@ -220,7 +220,7 @@ def _deliver(
     progress_factory: Callable[[], Progress] | None,
     stop: threading.Event | None,
 ) -> None:
-    from newsletter.organisers import Contacts, all_clear
+    from newsletter.organisers import Contacts, all_clear, tell_once
     from newsletter.send.loop import send_mailing
 
     progress = progress_factory() if progress_factory else None
@@ -230,7 +230,20 @@ def _deliver(
         report.lines.append(_blocked(project, ledger, due, err, now=clock()))
         report.problems += 1
         return
-    all_clear(project.settings, ledger, Contacts.of(project), topic=f"blocked:{due.id}", now=clock())
+    contacts = Contacts.of(project)
+    all_clear(project.settings, ledger, contacts, topic=f"blocked:{due.id}", now=clock())
+    tell_once(
+        project.settings,
+        ledger,
+        contacts,
+        topic="list",
+        problems=result.excluded,
+        subject="Newsletter: some rows of subscribers.csv were left out",
+        intro=f"These rows of subscribers.csv were left out of {due.id} (everyone else got it):",
+        fix="Fix each row as it says, then run `newsletter check`. A fixed row gets the reminder at the "
+        "next run while it is still due.",
+        now=clock(),
+    )
     counts = ledger.counts(result.campaign)
     left = {k: v for k, v in counts.items() if k not in SETTLED}
     line = (

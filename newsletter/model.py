@@ -70,6 +70,8 @@ class Meeting:
     article: str | None = None  # slug; None means the schedule's default article
     duration: dt.timedelta = dt.timedelta(hours=2)
     line: int | None = None  # where it comes from in schedule.yaml (rule or dated entry)
+    # Lines of the `placeholder: true` marks (an example venue still to replace) this meeting uses.
+    placeholders: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
@@ -87,6 +89,9 @@ class Schedule:
     article: str | None  # default featured article slug
     meetings: tuple[Meeting, ...]  # sorted by date, cancelled ones included
     path: str = "schedule.yaml"
+    # (line, what) of each `placeholder: true` mark some meeting uses, e.g. (52, 'the venue "Community
+    # room"'): example values that must be replaced before members are mailed.
+    placeholders: tuple[tuple[int, str], ...] = ()
 
     def meeting_on(self, day: dt.date) -> Meeting | None:
         return next((m for m in self.meetings if m.date == day), None)
@@ -184,6 +189,7 @@ class Report:
     counts: Counter[str] = field(default_factory=Counter)  # this run's outcomes, by DeliveryStatus
     total: int = 0  # members in the list for this mailing
     stopped: str = ""  # why the run ended early (the relay's greeting, a timeout …), credentials never
+    excluded: list[str] = field(default_factory=list)  # rows of the list left out, as file:line problems
 
     @property
     def problems(self) -> int:

@@ -26,6 +26,7 @@ class Project:
     members_count: int | None = None  # when the list was checked: how many, and which file
     members_checked: Stamp | None = None
     signer: DkimSigner | None = None
+    warnings: tuple[Problem, ...] = ()  # from reading the list: merged duplicate rows
 
     @property
     def home(self) -> Path:
@@ -62,10 +63,11 @@ def load_project(
 
     ``check_articles=False`` (a tick with maybe nothing to do) defers the articles to first use.
     """
-    from newsletter.inputs.members import check_file
     from newsletter.inputs.schedule import article_refs, load_schedule
+    from newsletter.inputs.sending_list import read_for_sending
 
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     members_count: int | None = None
     members_checked: Stamp | None = None
     home = settings.home
@@ -107,13 +109,21 @@ def load_project(
             )
         else:
             try:
-                members_count, members_checked = check_file(home / "subscribers.csv")
+                # The same reading a send does: a row problem is a problem here (check exits 1),
+                # a merged duplicate only a warning.
+                found, rows = read_for_sending(home / "subscribers.csv")
+                members_count = sum(1 for _ in found)
+                members_checked = rows.stamp
+                problems.extend(rows.problems)
+                warnings.extend(rows.warnings)
             except DataError as err:
                 problems.extend(err.problems)
     if problems or schedule is None:
         raise DataError(problems)
     settings = settings.for_group(sender=schedule.group.sender, reply_to=schedule.group.reply_to)
-    return Project(settings, schedule, articles, members_count, members_checked, signer_for(settings))
+    return Project(
+        settings, schedule, articles, members_count, members_checked, signer_for(settings), tuple(warnings)
+    )
 
 
 def signer_for(settings: Settings) -> DkimSigner | None:

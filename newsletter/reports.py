@@ -229,7 +229,18 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         if settings.smtp
         else f"the outbox folder {settings.outbox} (SMTP_URL not set)"
     )
-    warnings = example_addresses(project)
+    from newsletter.inputs.sending_list import formula_warnings
+
+    warnings = [
+        *(str(w) for w in project.warnings),
+        *(str(w) for w in formula_warnings(project.subscribers_path)),
+        *(
+            f"schedule.yaml:{line}: {what} is an example still marked `placeholder: true` — write the "
+            "group's real details and delete that line (until then only the outbox try-out works)"
+            for line, what in project.schedule.placeholders
+        ),
+        *example_addresses(project),
+    ]
     return [
         *(f"warning: {w}" for w in warnings),
         f"schedule.yaml: {len(coming)} upcoming meetings in the next year "

@@ -158,6 +158,30 @@ def test_yaml_syntax_error_points_at_the_md_line(tmp_path: Path) -> None:
     assert problem.message.startswith("YAML syntax")
 
 
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ("title: |\n  A talk\n  Bcc: all@example.com", "the title contains a line break (LF)"),
+        ('title: "A talk\\rBcc: all@example.com"', "the title contains a line break (CR)"),
+        (
+            'title: "=?utf-8?q?A_talk=0ABcc:_all@example.com?="',
+            "the title contains a line break (LF) inside an encoded word (=?…?=)",
+        ),
+    ],
+)
+def test_a_title_with_a_line_break_is_refused_not_folded(tmp_path: Path, title: str, message: str) -> None:
+    [problem] = problems_of(write_article(tmp_path, FRONT.replace("title: A talk", title) + "Text.\n"))
+    assert (problem.line, problem.message) == (2, message)
+    assert "one line" in problem.hint and "Bcc" not in str(problem)
+
+
+def test_a_title_on_two_plain_lines_is_one_line_to_yaml(tmp_path: Path) -> None:
+    content = write_article(
+        tmp_path, FRONT.replace("title: A talk", "title: A talk\n  for  everyone") + "Text.\n"
+    )
+    assert load_article(content, "talk").title == "A talk for everyone"
+
+
 def test_source_url_must_be_a_web_address(tmp_path: Path) -> None:
     text = FRONT.replace("https://example.org/a", "www.example.org/a") + "Text.\n"
     [problem] = problems_of(write_article(tmp_path, text))

@@ -24,6 +24,21 @@ DUE = "2026-12-01T09:05"
 AFTER_START = "2026-12-08T18:01"
 
 
+def real_venue(group: Path) -> None:
+    """The sample's regular venue is an example marked `placeholder: true`: a group fills it in."""
+    path = group / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            line
+            for line in text.splitlines()
+            if "placeholder: true" not in line or line.lstrip().startswith("#")
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+
 def subjects(smtp: Server) -> list[str]:
     return [str(m.message["Subject"]) for m in smtp.messages]
 
@@ -72,6 +87,7 @@ def test_a_reminder_sent_early_says_how_far_off_the_meeting_really_is(
     group: Path, smtp: Server, run: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SMTP_URL", smtp.url)
+    real_venue(group)
     code, out, err = run(group, "send", "--meeting", "2027-02-09", "--at", "2026-11-30T12:00")
     assert code == 0, err
     assert "Sending it now, as asked" in out and "from now" in out
@@ -195,3 +211,19 @@ def test_check_upcoming_and_the_mail_agree_on_what_is_upcoming(group: Path, run:
     days = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
     dated = [line for line in rest.splitlines() if line.startswith(days)]
     assert len(dated) == meetings - 1  # every upcoming meeting but the one this mail is about
+
+
+def test_a_placeholder_blocks_a_relay_send_but_not_the_outbox_try_out(
+    group: Path, smtp: Server, run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(group, "send", "--meeting", "2027-02-09", "--at", "2026-11-30T12:00")
+    assert code == 0 and len(list((group / "outbox").rglob("*.eml"))) == 5  # the outbox still works
+    monkeypatch.setenv("SMTP_URL", smtp.url)
+    code, out, err = run(group, "send", "--meeting", "2027-02-09", "--at", "2026-11-30T12:00")
+    lines = (group / "schedule.yaml").read_text(encoding="utf-8").splitlines()
+    mark = next(n for n, line in enumerate(lines, 1) if line.strip().startswith("placeholder: true"))
+    assert code == 1 and f"schedule.yaml:{mark}:" in err and "placeholder: true" in err
+    assert smtp.messages == []
+    real_venue(group)
+    assert run(group, "send", "--meeting", "2027-02-09", "--at", "2026-11-30T12:00")[0] == 0
+    assert len(smtp.messages) == 5

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from newsletter.errors import DataError, Problem
+from newsletter.inputs import sending_list
 from newsletter.inputs.members import (
     InvalidValue,
+    check_file,
+    file_stamp,
     iter_subscribers,
     read_columns,
     read_subscribers,
@@ -16,6 +20,8 @@ from newsletter.inputs.members import (
     validate_name,
     validate_row,
 )
+from newsletter.inputs.seen_addresses import SeenAddresses
+from newsletter.inputs.sending_list import formula_warnings, read_for_sending
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -361,3 +367,143 @@ def test_invalid_value_is_a_data_error_without_a_place() -> None:
         validate_address("nobody")
     assert str(caught.value) == "the address is not valid (missing '@') — fix the email cell on that row"
     assert isinstance(caught.value, ValueError)
+
+
+# --- reading for a send: one bad row leaves out that row only (issue 12) -----------------------------
+
+
+def test_read_for_sending_leaves_out_only_the_bad_rows(tmp_path: Path) -> None:
+    text = (
+        "email,name\n"
+        "ann@example.org,Ann\n"
+        "not-an-address,Bea\n"  # 3: bad address
+        'eve@example.org,"Eve\nBcc: all@example.com"\n'  # 4-5: header injection in the name
+        "=HYPERLINK(1)@example.org,Formula\n"  # 6: a spreadsheet formula
+        "ANN@Example.ORG,Annie\n"  # 7: Ann again: merged into line 2
+        "cat@example.org,Cat\n"
+    )
+    path = write(tmp_path, text)
+    members, found = read_for_sending(path)
+    assert not found.finished and found.excluded == []  # nothing is read before the iterator runs
+    assert [(m.email, m.name, m.line) for m in members] == [
+        ("ann@example.org", "Ann", 2),
+        ("cat@example.org", "Cat", 8),
+    ]
+    assert found.finished
+    assert [line for line, _ in found.excluded] == [3, 4, 6]
+    assert (found.excluded_rows, found.merged_rows) == (3, 1)
+    assert "line break (LF)" in found.problems[1].message
+    assert found.problems[2].message == "the address starts with '=', which a spreadsheet runs as a formula"
+    ((line, warning),) = found.merged
+    assert str(warning) == (
+        "subscribers.csv:7: same address as line 2: mailed once, as on line 2 — delete one of the rows"
+    )
+    for problem in found.problems + found.warnings:
+        for secret in ("ann@", "eve@", "all@", "HYPERLINK", "not-an-address"):
+            assert secret.casefold() not in str(problem).casefold()
+    # `check` stays strict: the same file fails as a whole (exit 1).
+    with pytest.raises(DataError) as caught:
+        check_file(path)
+    assert [p.line for p in caught.value.problems] == [3, 4, 6, 7]
+
+
+def test_read_for_sending_reports_as_the_iterator_advances(tmp_path: Path) -> None:
+    path = write(tmp_path, "email\nann@example.org\nbroken\ncat@example.org\n")
+    members, found = read_for_sending(path, "group/subscribers.csv")
+    assert next(members).email == "ann@example.org" and found.excluded == []
+    assert next(members).email == "cat@example.org"
+    assert [str(p) for p in found.problems] == [
+        "group/subscribers.csv:3: the address is not valid (missing '@') — fix the email cell on that row"
+    ]
+    assert not found.finished
+    assert list(members) == [] and found.finished
+    assert found.stamp == file_stamp(path)
+
+
+LONG_LIST = "email,name\n" + "".join(f"m{i}@example.org,M\n" for i in range(600)) + "zoe@example.org,Zoë\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("E-mail,Name\nann@example.org,Ann\n", "no 'email' column"),
+        ("email,name,name\nann@example.org,A,B\n", "appears twice"),
+        ("ann@example.org,Ann\n", "not a header row"),
+        ("", "the file is empty"),
+        ("email\tname\nann@example.org\tAnn\n".encode("utf-16"), "UTF-16"),
+        # The one byte that is not UTF-8 is in the last row: refused before any member is read.
+        (LONG_LIST.encode("cp1252"), "not saved as UTF-8"),
+    ],
+)
+def test_read_for_sending_refuses_a_file_it_cannot_use_at_all(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    with pytest.raises(DataError) as caught:
+        read_for_sending(write(tmp_path, content))
+    assert message in str(caught.value)
+    assert "@example.org" not in str(caught.value)
+
+
+def test_read_for_sending_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        read_for_sending(tmp_path / "subscribers.csv")
+    assert caught.value.problems[0].message == "file not found"
+
+
+def test_read_for_sending_keeps_few_problems_and_little_memory_for_a_long_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending_list, "MAX_LISTED", 50)  # 1,000 in use: the same rule, fewer rows here
+    rows = "".join(f"member{i}@example.org,M\nbad{i},B\n" for i in range(2_000))
+    path = write(tmp_path, "email,name\n" + rows + "MEMBER7@example.org,again\n")
+    members, found = sending_list.read_for_sending(path)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in members)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 2_000
+    assert (found.excluded_rows, len(found.excluded)) == (2_000, 50)
+    assert [line for line, _ in found.merged] == [4_002]
+    print(f"peak {peak / 1e6:.2f} MB for 4,000 rows")
+    assert peak < 800_000  # one row at a time: what is kept does not grow with the rows read
+
+
+def test_seen_addresses_find_the_first_line_through_growth() -> None:
+    seen = SeenAddresses(capacity=4)
+    for number in range(5_000):
+        assert seen.first_line(f"m{number}@example.org", number + 2) is None
+    assert len(seen) == 5_000
+    assert all(seen.first_line(f"m{n}@example.org", 1) == n + 2 for n in range(0, 5_000, 7))
+    assert seen.first_line("new@example.org", 9_999) is None
+
+
+# --- cells a spreadsheet would run as a formula --------------------------------------------------------
+
+
+def test_formula_like_cells_are_warnings_by_line_and_column(tmp_path: Path) -> None:
+    text = (
+        "email,name,phone,note\n"
+        'ann@example.org,=HYPERLINK("http://x"),+1 864 555 0100,\n'  # 2: the name
+        "bea@example.org,Bea,-,@home\n"  # 3: the note (a lone dash is harmless)
+        "cat@example.org,Cat,(864) 555-0102,-2+3+cmd|' /C calc'!A0\n"  # 4: the note
+        "bad,+Bad,,\n"  # 5: the row is a problem of its own, left to check_file
+    )
+    warnings = formula_warnings(write(tmp_path, text))
+    assert [(w.line, w.message) for w in warnings] == [
+        (2, "the name cell starts with '=', which a spreadsheet may run as a formula"),
+        (3, "the note cell starts with '@', which a spreadsheet may run as a formula"),
+        (4, "the note cell starts with '-', which a spreadsheet may run as a formula"),
+    ]
+    assert all(w.hint and "HYPERLINK" not in str(w) for w in warnings)
+    assert formula_warnings(ROOT / "subscribers.csv") == []
+
+
+@pytest.mark.parametrize("sign", ["=", "+", "-", "@"])
+def test_an_address_starting_with_a_formula_sign_is_a_row_problem(tmp_path: Path, sign: str) -> None:
+    problem = only_problem(write(tmp_path, f"email\n{sign}cmd@example.org\n"), secret="cmd@example.org")
+    assert (problem.line, problem.message) == (
+        2,
+        f"the address starts with '{sign}', which a spreadsheet runs as a formula",
+    )

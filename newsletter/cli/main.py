@@ -136,7 +136,7 @@ def run_cmd(obj: Obj, poll: float, retry: float) -> None:
     """The daemon: sends each reminder when due, catches up after downtime, stops cleanly on SIGTERM."""
     from newsletter.daemon import run_daemon
 
-    obj.project()  # refuse to start on a broken folder: the message says what to fix
+    obj.project(check_subscribers=False)  # refuse to start on a broken schedule: the message says what to fix
     run_daemon(lambda: obj.project(check_subscribers=False), poll=poll, retry=retry)
 
 

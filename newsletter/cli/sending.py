@@ -111,7 +111,8 @@ def send(
     from newsletter.jobs import send_one
     from newsletter.send.pipeline import BUSY, send_test
 
-    project = obj.project()
+    # A mistake in one row of subscribers.csv leaves out that row only (said below), not everyone.
+    project = obj.project(check_subscribers=False)
     now = parse_moment(at, project.schedule.group.tz)
     clock = (lambda: now) if at else now_utc
     if to:
@@ -156,6 +157,8 @@ def _finish(project: Project, report: Report, due: Due) -> None:
 
     title = _title(due)
     where = Pipeline.of(project, due.id).describe()
+    for problem in report.excluded:
+        click.echo(f"left out: {problem}", err=True)
     sent = report.counts["sent"]
     skipped = report.total - sent - report.problems
     click.echo(

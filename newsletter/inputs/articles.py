@@ -7,6 +7,7 @@ import difflib
 import html
 import re
 import xml.etree.ElementTree as etree
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from markdown.treeprocessors import Treeprocessor
 from ruamel.yaml.comments import CommentedMap
 
 from newsletter.errors import DataError, Problem
+from newsletter.inputs.header_text import header_problem
+from newsletter.inputs.limits import ARTICLE_MAX_BYTES, read_capped
 from newsletter.inputs.yaml_lines import key_line, load_yaml
 from newsletter.model import Article
 
@@ -51,7 +54,7 @@ def load_article(
         raise DataError([Problem(ref_path, ref_line, message, hint)])
     path = content_dir / ARTICLES / f"{slug}.md"
     try:
-        data = path.read_bytes()
+        data = read_capped(path, display, ARTICLE_MAX_BYTES, "an article is a few pages of text")
     except FileNotFoundError:
         raise DataError([_not_found(content_dir, slug, display, ref_path, ref_line)]) from None
     except OSError as err:
@@ -70,31 +73,9 @@ def load_article(
 def parse_article(text: str, *, slug: str, path: str) -> Article:
     """An article from the text of its .md file; ``path`` names the file in messages."""
     lines = re.split(r"\r\n|\r|\n", text)  # not splitlines(): it also splits at U+2028 etc., unlike YAML
-    if not lines or not _FENCE.fullmatch(lines[0]):
-        raise DataError([Problem(path, 1, "the article has no front matter", _FRONT_MATTER_EXAMPLE)])
-    close = next((i for i, line in enumerate(lines[1:], start=1) if _FENCE.fullmatch(line)), None)
-    if close is None:
-        hint = "add a line '---' after the last front-matter line (date:, source_url:…)"
-        raise DataError([Problem(path, 1, "the front matter opened on this line is never closed", hint)])
-
-    front = "\n".join(lines[1:close])
-    try:
-        meta = load_yaml(front, path, line_offset=1) if front.strip() else None  # line 1 is the '---'
-    except DataError:
-        raise
-    except ValueError as err:
-        # ruamel builds dates while parsing and lets an impossible one (2013-02-30) escape unmarked.
-        line = _bad_date_line(lines[1:close])
-        hint = "write a real date as YYYY-MM-DD"
-        raise DataError([Problem(path, line, "the date does not exist", hint)]) from err
-
+    close = _front_matter_end(lines, path)
+    meta = _front_matter(lines[1:close], path)
     problems: list[Problem] = []
-    if meta is None:
-        meta = CommentedMap()
-    if not isinstance(meta, dict):
-        raise DataError(
-            [Problem(path, 2, "the front matter must be lines of 'key: value'", _FRONT_MATTER_EXAMPLE)]
-        )
 
     def line_of(key: str) -> int | None:
         return key_line(meta, key, line_offset=1) if key in meta else 1
@@ -106,45 +87,18 @@ def parse_article(text: str, *, slug: str, path: str) -> Article:
             misspelt.update(guess)
             hint = f"did you mean '{guess[0]}'?" if guess else "the keys are " + ", ".join(FRONT_MATTER_KEYS)
             problems.append(Problem(path, line_of(str(key)), f"unknown front-matter key '{key}'", hint))
-
-    values: dict[str, str] = {}
-    for key in ("title", "author", "source_url", "url"):
-        value = meta.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if key in _REQUIRED and key not in misspelt:
-                problems.append(
-                    Problem(path, line_of(key), f"the front matter has no {key}", f"add a line '{key}: …'")
-                )
-            continue
-        if not isinstance(value, str):
-            hint = "put the text in quotes"
-            problems.append(Problem(path, line_of(key), f"the {key} should be text", hint))
-            continue
-        values[key] = " ".join(value.split())  # a title on two lines would break the subject line
-
+    values = _text_values(meta, path, line_of, misspelt, problems)
     date = None
     if meta.get("date") not in (None, ""):
         date = _article_date(meta["date"], path, line_of("date"), problems)
     elif "date" not in misspelt:
-        problems.append(
-            Problem(path, line_of("date"), "the front matter has no date", "add a line 'date: YYYY-MM-DD'")
-        )
-
-    if "source_url" in values and "url" in values:
-        problems.append(
-            Problem(path, line_of("url"), "both source_url and url are given", "keep one of them")
-        )
-    url = values.get("source_url", values.get("url", ""))
-    key = "source_url" if "source_url" in values else "url"
-    if url and not _is_web_address(url):
-        hint = "give the full address, starting with https://"
-        problems.append(Problem(path, line_of(key), f"the {key} is not a web address", hint))
-
+        hint = "add a line 'date: YYYY-MM-DD'"
+        problems.append(Problem(path, line_of("date"), "the front matter has no date", hint))
+    url = _url(values, path, line_of, problems)
     body = "\n".join(lines[close + 1 :]).strip("\n")
     if not body.strip():
         hint = "write the article in Markdown below the front matter"
         problems.append(Problem(path, close + 1, "the article has no text after the front matter", hint))
-
     if problems:
         raise DataError(problems)
     return Article(
@@ -156,6 +110,81 @@ def parse_article(text: str, *, slug: str, path: str) -> Article:
         body_markdown=body + "\n",
         path=path,
     )
+
+
+def _front_matter_end(lines: list[str], path: str) -> int:
+    """The index of the line '---' that closes the front matter opened on the first line."""
+    if not lines or not _FENCE.fullmatch(lines[0]):
+        raise DataError([Problem(path, 1, "the article has no front matter", _FRONT_MATTER_EXAMPLE)])
+    close = next((i for i, line in enumerate(lines[1:], start=1) if _FENCE.fullmatch(line)), None)
+    if close is None:
+        hint = "add a line '---' after the last front-matter line (date:, source_url:…)"
+        raise DataError([Problem(path, 1, "the front matter opened on this line is never closed", hint)])
+    return close
+
+
+def _front_matter(front_lines: list[str], path: str) -> CommentedMap:
+    front = "\n".join(front_lines)
+    try:
+        meta = load_yaml(front, path, line_offset=1) if front.strip() else None  # line 1 is the '---'
+    except DataError:
+        raise
+    except ValueError as err:
+        # ruamel builds dates while parsing and lets an impossible one (2013-02-30) escape unmarked.
+        line = _bad_date_line(front_lines)
+        hint = "write a real date as YYYY-MM-DD"
+        raise DataError([Problem(path, line, "the date does not exist", hint)]) from err
+    if meta is None:
+        return CommentedMap()
+    if not isinstance(meta, CommentedMap):
+        message = "the front matter must be lines of 'key: value'"
+        raise DataError([Problem(path, 2, message, _FRONT_MATTER_EXAMPLE)])
+    return meta
+
+
+def _text_values(
+    meta: CommentedMap,
+    path: str,
+    line_of: Callable[[str], int | None],
+    misspelt: set[str],
+    problems: list[Problem],
+) -> dict[str, str]:
+    """The front matter's text fields that are given and fine; what is wrong goes to ``problems``."""
+    values: dict[str, str] = {}
+    for key in ("title", "author", "source_url", "url"):
+        value = meta.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if key in _REQUIRED and key not in misspelt:
+                hint = f"add a line '{key}: …'"
+                problems.append(Problem(path, line_of(key), f"the front matter has no {key}", hint))
+            continue
+        if not isinstance(value, str):
+            hint = "put the text in quotes"
+            problems.append(Problem(path, line_of(key), f"the {key} should be text", hint))
+            continue
+        # A line break (a `|` block, a "\n") is refused, not folded into a space: the title and the
+        # author are shown as one line, and may reach a subject line.
+        if key in ("title", "author") and (found := header_problem(value.strip())):
+            hint = f"write the {key} on one line, as plain text"
+            problems.append(Problem(path, line_of(key), f"the {key} contains {found}", hint))
+            continue
+        values[key] = " ".join(value.split())
+    return values
+
+
+def _url(
+    values: dict[str, str], path: str, line_of: Callable[[str], int | None], problems: list[Problem]
+) -> str:
+    if "source_url" in values and "url" in values:
+        problems.append(
+            Problem(path, line_of("url"), "both source_url and url are given", "keep one of them")
+        )
+    url = values.get("source_url", values.get("url", ""))
+    key = "source_url" if "source_url" in values else "url"
+    if url and not _is_web_address(url):
+        hint = "give the full address, starting with https://"
+        problems.append(Problem(path, line_of(key), f"the {key} is not a web address", hint))
+    return url
 
 
 def _article_date(value: Any, path: str, line: int | None, problems: list[Problem]) -> dt.date | None:

@@ -9,27 +9,25 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import difflib
-import functools
 import re
 from collections.abc import Callable, Iterable
 from email.utils import getaddresses, parseaddr
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import available_timezones
 
 from dateutil import parser as date_parser
 from email_validator import EmailNotValidError, validate_email
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from newsletter.errors import FieldError, Problem
+from newsletter.inputs.clock_times import clock as clock  # re-exported: schedule.py reads fields.clock
+from newsletter.inputs.header_text import header_problem
+from newsletter.inputs.timezones import region_zone
 from newsletter.inputs.yaml_lines import key_line
 
 WEEKDAYS = tuple(calendar.day_name)  # Monday .. Sunday, index = dt.date.weekday()
 MONTHS = tuple(calendar.month_name)[1:]  # January .. December, index + 1 = month number
 ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
-_AM_PM = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?\s*([ap])\.?\s*m\.?", re.IGNORECASE)
-_DOTTED = re.compile(r"(\d{1,2})[.h](\d{2})")
 _BEFORE = re.compile(r"(\d+)\s*(days?|weeks?)", re.IGNORECASE)
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m)\b\s*", re.IGNORECASE)
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -146,6 +144,18 @@ def text(value: Any, key: str, *, required: bool = False) -> str:
     return value.strip()
 
 
+def header_text(value: Any, key: str) -> str:
+    """Text that goes into a mail header or subject (a title, a name): one line, no control characters.
+
+    A line break is refused, not folded into a space: it may hide a header of its own (Bcc: …).
+    """
+    raw = text(value, key)
+    if found := header_problem(raw):
+        hint = f"write the {key} on one line, as plain text (it is shown in the mail's subject or sender)"
+        raise FieldError(f"{key} contains {found}", hint)
+    return raw
+
+
 def token(value: Any, key: str) -> str:
     """A short name typed on the command line (a reminder's name): no spaces."""
     raw = text(value, key, required=True)
@@ -153,42 +163,6 @@ def token(value: Any, key: str) -> str:
         suggestion = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-") or "week-before"
         raise FieldError(f"{key} {show(value)} has spaces or signs in it", f"write it as {suggestion}")
     return raw
-
-
-def clock(value: Any, key: str) -> dt.time:
-    """HH:MM on the 24-hour clock; "9:00" is fine too."""
-    if isinstance(value, str):
-        raw = value.strip()
-        if match := _CLOCK.fullmatch(raw):
-            hour, minute = int(match[1]), int(match[2])
-            if hour < 24 and minute < 60:
-                return dt.time(hour, minute)
-        guess = _guess_clock(raw)
-        hint = f'write it as "{guess}"' if guess else 'write it as "HH:MM" on the 24-hour clock, like "18:00"'
-        raise FieldError(f"{key} {show(value)} is not HH:MM", hint)
-    if isinstance(value, int) and not isinstance(value, bool):
-        # A number here comes from a YAML 1.1 habit or from writing 1830 for 18:30.
-        guess = ""
-        if 0 <= value <= 23:
-            guess = f"{value:02d}:00"
-        elif 100 <= value <= 2359 and value % 100 < 60:
-            guess = f"{value // 100:02d}:{value % 100:02d}"
-        hint = f'put it in quotes as "{guess}"' if guess else 'put it in quotes, like "18:30"'
-        raise FieldError(f"{key} {show(value)} is a number, not HH:MM", hint)
-    raise FieldError(f"{key} {show(value)} is not HH:MM", 'write it in quotes, like "18:00"')
-
-
-def _guess_clock(raw: str) -> str | None:
-    if match := _AM_PM.fullmatch(raw):
-        hour, minute = int(match[1]), int(match[2] or 0)
-        if 1 <= hour <= 12 and minute < 60:
-            hour = hour % 12 + (12 if match[3].lower() == "p" else 0)
-            return f"{hour:02d}:{minute:02d}"
-    if (match := _DOTTED.fullmatch(raw)) and int(match[1]) < 24 and int(match[2]) < 60:
-        return f"{int(match[1]):02d}:{match[2]}"
-    if raw.lower() == "noon":
-        return "12:00"
-    return None
 
 
 def day(value: Any, key: str, *, near: dt.date | None = None) -> dt.date:
@@ -322,8 +296,7 @@ def flag(value: Any, key: str) -> bool:
 
 def email_address(value: Any, key: str) -> str:
     """A bare address, normalised (domain lower-cased)."""
-    raw = text(value, key)
-    _no_line_breaks(raw, key)
+    raw = header_text(value, key)
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError as err:
@@ -333,8 +306,7 @@ def email_address(value: Any, key: str) -> str:
 
 def mailbox(value: Any, key: str, *, need_name: bool, example_name: str) -> str:
     """``Name <address>`` as used in From and Reply-To headers, re-quoted where needed."""
-    raw = text(value, key)
-    _no_line_breaks(raw, key)
+    raw = header_text(value, key)
     name, address = parseaddr(raw)
     example = f'write it as "{example_name} <news@example.org>"'
     # parseaddr keeps the first of two addresses and drops text after ">": neither may pass unseen.
@@ -357,26 +329,10 @@ def _quoted(name: str) -> str:
     return f'"{escaped}"'
 
 
-def _no_line_breaks(raw: str, key: str) -> None:
-    # A line break in a header value would let text inject headers of its own.
-    if "\r" in raw or "\n" in raw:
-        raise FieldError(f"{key} contains a line break", "write it on one line")
-
-
-@functools.cache
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def timezone(value: Any, key: str = "timezone") -> str:
-    """An IANA time zone name such as America/New_York."""
-    raw = text(value, key)
-    if raw in _timezones():
-        return raw
-    guess = close_match(raw, _timezones())
-    hint = f'did you mean "{guess}"?' if guess else 'use a name like "America/New_York"'
-    hint += " (names are listed at https://en.wikipedia.org/wiki/List_of_tz_database_time_zones)"
-    raise FieldError(f"{key} {show(value)} is not a known time zone", hint)
+def timezone(value: Any, key: str = "timezone", *, places: Iterable[str] = ()) -> str:
+    """A region of the time-zone database such as America/New_York; ``places`` (venue addresses) help
+    the hint say which one to write."""
+    return region_zone(text(value, key), key, places=places)
 
 
 def website(value: Any, key: str = "website") -> str:

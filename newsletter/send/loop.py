@@ -17,8 +17,8 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from newsletter.compose.mime import Envelope
-from newsletter.errors import DailyCapReached, DeliveryError
-from newsletter.model import FINAL, CampaignState, DeliveryStatus, MailKind, Report, Subscriber
+from newsletter.errors import DailyCapReached, DataError, DeliveryError, Problem
+from newsletter.model import FINAL, CampaignState, DeliveryStatus, Mailing, MailKind, Report, Subscriber
 from newsletter.send.progress import Progress
 from newsletter.send.transports import Outcome, Transport, redact
 from newsletter.state.ledger import Ledger, Result
@@ -313,7 +313,7 @@ def send_mailing(
 ) -> Report:
     """Send one mailing to every member not yet done, recording each in the ledger; the caller holds
     the send lock. Each message is built, signed and handed over by the one pipeline."""
-    from newsletter.inputs.members import check_file, iter_subscribers
+    from newsletter.inputs.sending_list import read_for_sending
     from newsletter.model import snapshot
     from newsletter.send.pipeline import Builder, Pipeline, ledger_id
     from newsletter.send.ratelimit import limiter_for
@@ -324,12 +324,12 @@ def send_mailing(
     told = snapshot(mailing.meeting)
     # A change notice goes only to the members it was opened for (see jobs.open_notices).
     only = ledger.enqueued(mailing.id) if mailing.kind == MailKind.CHANGE else None
-    checked = project.members_checked
-    if checked is None:  # a tick reads the project lightly: check the whole list before sending
-        checked = check_file(project.subscribers_path)[1]
-    members: Iterable[Subscriber] = iter_subscribers(project.subscribers_path, checked=checked)
+    # A problem confined to one row leaves out that row only (and the organisers are told); a
+    # problem with the whole file (no email column, unreadable) raises DataError here.
+    members, rows = read_for_sending(project.subscribers_path)
     if only is not None:
         members = (m for m in members if m.key in only)
+    blocking_placeholders(project, mailing)
     builder = Builder(
         project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
     )
@@ -369,5 +369,25 @@ def send_mailing(
         ledger.set_campaign_state(cid, CampaignState.DONE, now=clock())
         # The list this mailing went to: if it changes while the reminder is still due,
         # tick sends it to the newcomers (see jobs.tick).
-        ledger.set_meta(f"list:{cid}", repr(checked))
+        ledger.set_meta(f"list:{cid}", repr(rows.stamp))
+    report.excluded = [str(problem) for problem in rows.problems]
     return report
+
+
+def blocking_placeholders(project: Project, mailing: Mailing) -> None:
+    """To a real relay, a mailing that still uses an example value marked `placeholder: true` in
+    schedule.yaml would tell members something untrue: it is blocked, naming the line (the outbox
+    try-out goes ahead, so a new group can see everything before filling in its details)."""
+    if project.settings.smtp is None or not mailing.meeting.placeholders:
+        return
+    raise DataError(
+        [
+            Problem(
+                "schedule.yaml",
+                line,
+                "this mailing uses an example value still marked `placeholder: true`",
+                "write the group's real details there and delete the `placeholder: true` line",
+            )
+            for line in mailing.meeting.placeholders
+        ]
+    )

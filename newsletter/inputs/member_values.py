@@ -1,0 +1,70 @@
+"""One member's values, checked alike wherever they come from: a CSV row, `subscribers add`, the sign-up form.
+
+Membership is health information, so no message built here ever repeats an address: it says what is
+wrong, and the caller adds the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.errors import InvalidValue
+from newsletter.inputs.header_text import control_character, header_problem
+
+#: What a spreadsheet takes for the start of a formula (OWASP "CSV injection"); a real address
+#: never starts with one, while an attack (=HYPERLINK(…)@x.org is a valid address) does.
+FORMULA_SIGNS = ("=", "+", "-", "@")
+
+
+def validate_address(text: str) -> str:
+    """Return the normalised address, or raise InvalidValue saying what is wrong (not what it is)."""
+    address = text.strip()
+    if not address:
+        raise InvalidValue("the email cell is empty", "fill in the address or delete the row")
+    # Checked before email_validator so the message is plain, and because a line break in an
+    # address is a header-injection attempt rather than a typo.
+    if found := control_character(address):
+        raise InvalidValue(f"the address contains {found}", "type the address again on one line")
+    if address.startswith(FORMULA_SIGNS):
+        message = f"the address starts with '{address[0]}', which a spreadsheet runs as a formula"
+        raise InvalidValue(
+            message, "fix the email cell on that row: an address starts with a letter or digit"
+        )
+    try:
+        # SMTPUTF8 is not assumed of the relay: a non-ASCII domain is kept in its ASCII (xn--)
+        # form, and a non-ASCII name before the @ is refused with a clear message.
+        result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        reason = _scrub(str(err), address)
+        raise InvalidValue(f"the address is not valid ({reason})", _address_hint(address)) from None
+    return str(result.ascii_email or result.normalized)
+
+
+def validate_name(text: str) -> str:
+    """Return the name with surrounding spaces removed, or raise InvalidValue if it could forge headers."""
+    name = text.strip()
+    if found := header_problem(name):
+        raise InvalidValue(f"the name contains {found}", "write the name on one line, as plain text")
+    return name
+
+
+def _scrub(reason: str, address: str) -> str:
+    """email_validator's reason, minus any piece of the address it quotes (IDNA errors do)."""
+    reason = re.sub(r"\s*\(.*\)", "", reason).strip().rstrip(".")
+    local, _, domain = address.rpartition("@")
+    pieces = {address, local, domain, *re.split(r"[.@]", address)}
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        reason = re.sub(rf"(?<!\w){re.escape(piece)}(?!\w)", "…", reason, flags=re.IGNORECASE)
+    if reason == "An email address must have an @-sign":
+        return "missing '@'"
+    return reason[:1].lower() + reason[1:]
+
+
+def _address_hint(address: str) -> str:
+    if "<" in address or ">" in address:
+        return "put only the address in the email cell and the name in the name column"
+    if any(sep in address for sep in (",", ";", " ")) and address.count("@") > 1:
+        return "put one address per row"
+    return "fix the email cell on that row"
