@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from newsletter.inputs.member_values import as_written
 from newsletter.inputs.sending_list import read_for_sending
 from newsletter.jobs import wanted
 from newsletter.model import FINAL, MailKind
@@ -55,7 +56,7 @@ def would_send(project: Project, due: Due, *, now: dt.datetime) -> DryRun:
         suppressed = ledger.suppressed() if ledger else {}
         only = ledger.enqueued(due.id) if ledger and due.mailing.kind == MailKind.CHANGE else None
         members, rows = read_for_sending(project.subscribers_path)
-        for member in members:
+        for member in map(as_written, members):
             if only is not None and member.key not in only:
                 continue
             row = ledger.statuses(cid, [member.key]).get(member.key) if ledger else None

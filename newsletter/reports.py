@@ -122,11 +122,13 @@ def change_preview(project: Project, day: dt.date | None, *, now: dt.datetime) -
 
 def _sample_member(project: Project) -> Subscriber:
     """The list's first member, or a made-up one when the list is empty or has problems."""
+    from newsletter.inputs.member_values import as_written
+
     try:
         first = next(iter(project.members()), None)
     except (DataError, OSError):
         first = None
-    return first or Subscriber(email="member@example.org", name="Member")
+    return as_written(first) if first else Subscriber(email="member@example.org", name="Member")
 
 
 def _parts(data: bytes) -> tuple[str, str]:

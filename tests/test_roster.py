@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.errors import DataError
+from newsletter.errors import DataError, InvalidValue
 from newsletter.inputs import members_edit as roster
 from newsletter.inputs.members import read_subscribers
 from newsletter.inputs.members_edit import (
@@ -547,25 +547,81 @@ def test_a_resubscribe_is_kept_in_the_history_and_shown_by_list(group: Path, run
 def test_export_then_import_gives_the_same_list_back(group: Path, run: CliRunner, tmp_path: Path) -> None:
     original = (
         "email,name,phone,note,-tags\n"
-        '-dash@example.org,=Ann Lee,+1 555 0100,"775 Haywood Rd, Greenville, SC 29607",@home\n'
-        "+plus@example.org,-,-2,@ann.example on Facebook,=SUM(A1)\n"
-        "=eq@example.org,Cy,+1 555 0102,'quoted' already,'=kept as typed\n"
+        'dash@example.org,=Ann Lee,+1 555 0100,"775 Haywood Rd, Greenville, SC 29607",@home\n'
+        "plus@example.org,-,-2,@ann.example on Facebook,=SUM(A1)\n"
+        "eq@example.org,Cy,+1 555 0102,'quoted' already,'=kept as typed\n"
     )
     write(group / "subscribers.csv", original)
-    before = rows(group)
     exported = tmp_path / "for-excel.csv"
     code, out, err = run(group, "subscribers", "export", str(exported))
     assert code == 0, err
     assert "'+1 555 0100" in exported.read_text(encoding="utf-8-sig")  # neutralised on the way out
+    # Importing the export over the list it came from changes nothing: each value is the same once
+    # the export's ' is off, and the organisers' cells stay as they typed them.
+    code, out, err = run(group, "subscribers", "import", str(exported))
+    assert code == 0 and "0 added, 0 updated, 3 already there" in out
+    assert (group / "subscribers.csv").read_text() == original
+    # Into an empty list: every value comes back, and as the program writes them now, none is a formula.
     (group / "subscribers.csv").unlink()
     code, out, err = run(group, "subscribers", "import", str(exported))
     assert code == 0, err
     assert "3 added, 0 updated, 0 already there, 0 skipped" in out
-    assert rows(group) == before
-    assert list(rows(group)[0]) == ["email", "name", "phone", "note", "-tags"]
-    # Importing the export over the list it came from changes nothing.
+    assert rows(group) == [
+        {
+            "email": "dash@example.org",
+            "name": "'=Ann Lee",
+            "phone": "'+1 555 0100",
+            "note": "775 Haywood Rd, Greenville, SC 29607",
+            "'-tags": "'@home",
+        },
+        {
+            "email": "plus@example.org",
+            "name": "'-",
+            "phone": "'-2",
+            "note": "'@ann.example on Facebook",
+            "'-tags": "'=SUM(A1)",
+        },
+        {
+            "email": "eq@example.org",
+            "name": "Cy",
+            "phone": "'+1 555 0102",
+            "note": "'quoted' already",
+            "'-tags": "'=kept as typed",
+        },
+    ]
+    assert [m.name for m in load(group / "subscribers.csv").members] == ["'=Ann Lee", "'-", "Cy"]
+    # Exported and imported again, the list stays exactly as it is: no quote is added each time.
+    before = (group / "subscribers.csv").read_bytes()
+    assert run(group, "subscribers", "export", str(exported))[0] == 0
     code, out, err = run(group, "subscribers", "import", str(exported))
     assert code == 0 and "0 added, 0 updated, 3 already there" in out
+    assert (group / "subscribers.csv").read_bytes() == before
+
+
+def test_put_writes_what_it_is_given_neutralised_and_keeps_the_organisers_cells() -> None:
+    organisers = Subscriber(
+        email="ann@example.org",
+        name="Ann",
+        fields={"email": "ann@example.org", "name": "Ann", "note": "=SUM(A1)"},
+    )
+    roster = Roster(["email", "name", "note"], [organisers])
+    assert roster.put("ann@example.org", extra={"note": "=SUM(A1)"}) == "unchanged"  # kept as typed
+    assert roster.put("ann@example.org", name="=HYPERLINK(1)") == "updated"
+    assert roster.put("ann@example.org", name="=HYPERLINK(1)") == "unchanged"
+    assert roster.put("bea@example.org", name="@bea", extra={"-tags": "+x", "note": "plain"}) == "added"
+    assert roster.put("bea@example.org", extra={"-tags": "+x"}) == "unchanged"  # one column, not two
+    ann, bea = roster.members
+    assert ann.name == "'=HYPERLINK(1)" and ann.fields["note"] == "=SUM(A1)"
+    assert roster.columns == ["email", "name", "note", "'-tags"]
+    assert bea.name == "'@bea" and bea.fields == {
+        "email": "bea@example.org",
+        "name": "'@bea",
+        "note": "plain",
+        "'-tags": "'+x",
+    }
+    with pytest.raises(InvalidValue, match="formula"):  # an address cannot be quoted: never written
+        roster.put("=cmd@evil.example", name="Evil")
+    assert len(roster.members) == 2
 
 
 def test_unneutralise_strips_exactly_one_quote_before_a_formula_character() -> None:

@@ -138,19 +138,27 @@ def start_site(
     *,
     limit: RequestLimit | None = None,
     start: dt.datetime = START,
+    public_url: str | None = None,
     **options: Any,
 ) -> Iterator[Site]:
-    """The app on a real port; ``options`` go to create_app (e.g. lock_wait)."""
+    """The app on a real port; ``options`` go to create_app (e.g. lock_wait).
+
+    ``public_url``: the address people use, behind a reverse proxy (by default the address served).
+    """
     monkeypatch.setenv("SMTP_URL", smtp.url)
     clock = Clock(start)
     limit = limit or RequestLimit(per_client=5, overall=100, window=3600, clock=lambda: clock.now.timestamp())
 
     def make(url: str) -> Any:
-        monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", url)  # what `newsletter send` puts in the mails
+        monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", public_url or url)  # what `newsletter send` puts in mails
         project = load_project(resolve(group), check_subscribers=False)
-        return create_app(project, base_url=url, clock=clock, limit=limit, **options)
+        return create_app(project, base_url=public_url or url, clock=clock, limit=limit, **options)
 
-    with serving(make) as url, httpx.Client(base_url=url, follow_redirects=False, timeout=30) as http:
+    # Like a browser on the site's own pages, the client says where its forms come from (Origin).
+    with (
+        serving(make) as url,
+        httpx.Client(base_url=url, headers={"Origin": url}, follow_redirects=False, timeout=30) as http,
+    ):
         yield Site(url, group, smtp, clock, http)
 
 
@@ -358,7 +366,7 @@ def test_a_confirmation_link_expires_after_48_hours(site: Site) -> None:
         ({"email": "not-an-address", "name": "Ann"}, "email", "Please enter an email address"),
         ({"email": "", "name": "Ann"}, "email", "Please enter an email address"),
         ({"email": "ann@example.org", "name": "Ann\r\nBcc: all@example.org"}, "name", "on one line"),
-        ({"email": "ann@example.org", "name": '=HYPERLINK("http://x")'}, "name", "start your name"),
+        ({"email": "=cmd|'/Ccalc'!A0@evil.example", "name": "Ann"}, "email", "like name@example.org"),
         ({"email": "ann@example.org", "name": "A" * 101}, "name", "under 100 characters"),
     ],
 )
@@ -425,7 +433,8 @@ def test_pages_send_no_cookies_and_strict_headers(site: Site) -> None:
         response = site.http.get(path)
         assert response.status_code == 200, path
         assert "set-cookie" not in response.headers
-        assert response.headers["referrer-policy"] == "no-referrer"  # the token must not travel on
+        # The token must not travel to other sites, while our own forms still carry their Origin.
+        assert response.headers["referrer-policy"] == "same-origin"
         assert "default-src 'none'" in response.headers["content-security-policy"]
         assert response.headers["x-content-type-options"] == "nosniff"
         assert len(response.headers.get_list("cache-control")) == 1

@@ -7,11 +7,13 @@ wrong, and the caller adds the file and line.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidValue
 from newsletter.inputs.header_text import control_character, header_problem
+from newsletter.model import Subscriber
 
 #: What a spreadsheet takes for the start of a formula (OWASP "CSV injection"); a real address
 #: never starts with one, while an attack (=HYPERLINK(…)@x.org is a valid address) does.
@@ -40,6 +42,25 @@ def validate_address(text: str) -> str:
         reason = _scrub(str(err), address)
         raise InvalidValue(f"the address is not valid ({reason})", _address_hint(address)) from None
     return str(result.ascii_email or result.normalized)
+
+
+#: What starts a formula in Excel or Sheets: the program never writes a cell starting so (issue 12).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NEUTRALISED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
+
+
+def unneutralise(cell: str) -> str:
+    """Undo ``neutralise``: one leading ' off a cell where quotes stand before a formula character."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
+
+
+def as_written(member: Subscriber) -> Subscriber:
+    """The member as a mail shows them: a cell the program stored as ``'=…`` (so that a spreadsheet
+    shows it as text, not a formula) reads as the text itself."""
+    if not any(v.startswith("'") for v in (member.name, *member.fields.values())):
+        return member
+    fields = {k: unneutralise(v) for k, v in member.fields.items()}
+    return replace(member, name=unneutralise(member.name), fields=fields)
 
 
 def validate_name(text: str) -> str:

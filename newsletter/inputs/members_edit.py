@@ -1,8 +1,8 @@
 """Edit ``subscribers.csv``: validated like loading, de-duplicated, rewritten atomically under a lock.
 
 Unsubscribes are recorded in the state database (``suppressions``), which outlives any later edit or
-import of the file.  The file itself (reading, atomic writes, the lock, export) is ``members_io``;
-its names are available from here as well.
+import of the file.  The file itself (reading, atomic writes, the lock, export, keeping formulas out
+of it) is ``members_io``; its names are available from here as well.
 """
 
 from __future__ import annotations
@@ -13,29 +13,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from newsletter.errors import DataError, InvalidValue, Problem, Unsubscribed
+from newsletter.inputs.member_values import FORMULA_START, unneutralise
 from newsletter.inputs.members import (
     NAME_COLUMN,
     read_columns,
     read_subscribers,
     scan_subscribers,
     sniff_delimiter,
-    validate_address,
     validate_name,
 )
 from newsletter.inputs.members_io import (
     BOM,
-    FORMULA_START,
     LOCK_WAIT,
     CsvFormat,
     Roster,
     atomic_write,
+    check_not_formula,
     export,
     load,
     locked,
     neutralise,
     render_csv,
+    safe_address,
     save,
-    unneutralise,
 )
 from newsletter.model import Subscriber
 from newsletter.state.ledger import Ledger
@@ -55,6 +55,7 @@ __all__ = [
     "Roster",
     "add_member",
     "atomic_write",
+    "check_not_formula",
     "describe_resubscription",
     "describe_suppression",
     "export",
@@ -64,6 +65,7 @@ __all__ = [
     "locked",
     "neutralise",
     "render_csv",
+    "safe_address",
     "save",
     "unneutralise",
     "unsubscribe",
@@ -114,10 +116,11 @@ def add_member(
     """Add or update one member; refuses an unsubscribed address unless ``resubscribe``.
 
     Lifting an unsubscribe is noted in the ledger with ``source`` ('add': an organiser, 'sign-up':
-    the owner's own confirmation) and ``now``, for `subscribers list`.
+    the owner's own confirmation) and ``now``, for `subscribers list`.  InvalidValue for an address
+    that would be a formula in a spreadsheet; a name like that is written with a ' before it.
     """
     now = now or dt.datetime.now(dt.UTC)
-    address = validate_address(address)
+    address = safe_address(address)
     clean_name = validate_name(name) if name is not None else None
     with locked(path, wait=wait):
         roster = load(path)
@@ -222,7 +225,7 @@ def import_file(path: Path, ledger: Ledger, source: Path, *, wait: float = LOCK_
             report.problems.append(err.at(display, line))
             continue
         seen = first_seen.setdefault(member.key, line)
-        if seen != line:  # e.g. '-ann@… and -ann@…: the same address once the ' is off
+        if seen != line:  # a guard: the scan has compared the addresses before any ' came off
             report.problems.append(
                 Problem(display, line, f"same address as line {seen}", "delete one of the rows")
             )
@@ -248,13 +251,14 @@ def import_file(path: Path, ledger: Ledger, source: Path, *, wait: float = LOCK_
 
 
 def _as_before_export(member: Subscriber) -> Subscriber:
-    """The member with the ' that `export` put before formulas taken off again (InvalidValue if the
-    address is not valid without it)."""
+    """The member with the ' that `export` put before formulas taken off again (``put`` puts it back
+    as it writes them); InvalidValue if the address is not valid without it, or would be a formula."""
     fields = {unneutralise(k): unneutralise(v).strip() for k, v in member.fields.items()}
     email, name = unneutralise(member.email), unneutralise(member.name)
     if (email, name, fields) == (member.email, member.name, member.fields):
+        check_not_formula(member.email)
         return member
-    return replace(member, email=validate_address(email), name=validate_name(name), fields=fields)
+    return replace(member, email=safe_address(email), name=validate_name(name), fields=fields)
 
 
 def _check_readable(source: Path, display: str) -> None:

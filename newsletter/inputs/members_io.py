@@ -3,6 +3,11 @@
 A send reads the file once through an open handle; every write here makes a new file and renames it
 over the old one, so a mailing in progress keeps the list it started with.  The edits that also
 consult the state database (add, unsubscribe, import) are in ``members_edit``.
+
+Organisers open the file in a spreadsheet, where a cell starting with = (or + - @, a tab or a line
+break) runs as a formula: every value the program puts into it (``Roster.put``: `subscribers add`,
+import, a confirmed sign-up) is written ``neutralise``d, and an address that would start a formula is
+refused.  Cells the organisers typed themselves are kept as they are.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from newsletter.errors import DataError, EditBusy, Problem
+from newsletter.errors import DataError, EditBusy, InvalidValue, Problem
+from newsletter.inputs.member_values import FORMULA_START, unneutralise
 from newsletter.inputs.members import (
     EMAIL_COLUMN,
     NAME_COLUMN,
@@ -27,16 +32,15 @@ from newsletter.inputs.members import (
     _scan_text,
     read_subscribers,
     sniff_delimiter,
+    validate_address,
 )
 from newsletter.model import Subscriber
 
 LOCK_WAIT = 30.0  # seconds an edit waits for another one to finish
 BOM = b"\xef\xbb\xbf"
 #: OWASP "CSV injection": a cell starting with one of these is a formula to a spreadsheet.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-#: A cell `export` gave a leading ' (quotes already in front of a formula character get one more,
-#: so that `import` can take exactly one off and every cell comes back as it was).
-_NEUTRALISED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
+#: A cell given a leading ' by ``neutralise`` (quotes already in front of a formula character get
+#: one more, so that ``unneutralise`` takes exactly one off and every value comes back as it was).
 
 
 # --- the file as data -----------------------------------------------------------------------------
@@ -68,37 +72,50 @@ class Roster:
         self._index = {m.key: i for i, m in enumerate(self.members)}
 
     def column(self, name: str) -> str | None:
-        """The header as written in the file for ``name`` (headers match case-insensitively)."""
-        return next((c for c in self.columns if c.casefold() == name.casefold()), None)
+        """The header as written in the file for ``name`` (case-insensitively; a header the program
+        wrote neutralised matches the name it stands for)."""
+        wanted = name.casefold()
+        return next((c for c in self.columns if wanted in (c.casefold(), unneutralise(c).casefold())), None)
 
     def _ensure_column(self, name: str) -> str:
         existing = self.column(name)
         if existing is None:
-            self.columns.append(name)
-            existing = name
+            existing = neutralise(name)  # a header an import brings along is a cell we write too
+            self.columns.append(existing)
         return existing
 
     def find(self, key: str) -> int | None:
         return self._index.get(key.lower())
 
     def put(self, address: str, *, name: str | None = None, extra: Mapping[str, str] | None = None) -> str:
-        """Add or update one member: 'added', 'updated' or 'unchanged'. Empty values never erase."""
+        """Add or update one member: 'added', 'updated' or 'unchanged'. Empty values never erase.
+
+        ``name`` and ``extra`` are values as meant (typed, or read back from an export by `import`);
+        each is written ``neutralise``d.  A value the row already holds, neutralised or not, leaves
+        its cell as it is, so importing an export changes nothing.
+        """
+        check_not_formula(address)  # the last guard: the callers have refused such an address already
         values = {k: v for k, v in (extra or {}).items() if v and k.casefold() != EMAIL_COLUMN}
         if name:
             values[NAME_COLUMN] = name
-        updates = {self._ensure_column(k): v for k, v in values.items()}
         index = self.find(address)
-        if index is None:
+        old = None if index is None else self.members[index]
+        updates: dict[str, str] = {}
+        for key, value in values.items():
+            column = self._ensure_column(key)
+            if old is None or unneutralise(old.fields.get(column, "")) != value:
+                updates[column] = neutralise(value)
+        name_cell = updates.get(self.column(NAME_COLUMN) or "")
+        if old is None:
             email_column = self._ensure_column(EMAIL_COLUMN)
             fields = {**updates, email_column: address}
             self._index[address.lower()] = len(self.members)
-            self.members.append(Subscriber(email=address, name=name or "", fields=fields))
+            self.members.append(Subscriber(email=address, name=name_cell or "", fields=fields))
             return "added"
-        old = self.members[index]
-        fields = {**old.fields, **updates}
-        if fields == old.fields:
+        if not updates:
             return "unchanged"
-        self.members[index] = replace(old, name=name or old.name, fields=fields)
+        assert index is not None
+        self.members[index] = replace(old, name=name_cell or old.name, fields={**old.fields, **updates})
         return "updated"
 
     def remove(self, key: str) -> bool:
@@ -208,23 +225,51 @@ def locked(path: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
         lock.release()
 
 
-# --- export ----------------------------------------------------------------------------------------
+# --- formulas (OWASP "CSV injection") and export ----------------------------------------------------
+
+
+def formula_like(cell: str) -> bool:
+    """Would a spreadsheet run it as a formula, now or once ``unneutralise`` took a ' off?"""
+    return cell.lstrip("'").startswith(FORMULA_START)
 
 
 def neutralise(cell: str) -> str:
     """A leading ' keeps a spreadsheet from running the cell as a formula (OWASP CSV injection)."""
-    return f"'{cell}" if cell.lstrip("'").startswith(FORMULA_START) else cell
+    return f"'{cell}" if formula_like(cell) else cell
 
 
-def unneutralise(cell: str) -> str:
-    """Undo ``neutralise``: one leading ' off a cell where quotes stand before a formula character."""
-    return cell[1:] if _NEUTRALISED.match(cell) else cell
+def check_not_formula(address: str) -> None:
+    """InvalidValue for an address a spreadsheet would run as a formula.
+
+    Such an address can be valid (=HYPERLINK(…)@example.org is), but no person has one, and unlike
+    a name it cannot be given a ' without becoming another address; the message never repeats it.
+    """
+    if formula_like(address):
+        raise InvalidValue(
+            "the address starts with a sign that a spreadsheet runs as a formula (= + - @)",
+            "an address starts with a letter or a digit",
+        )
+
+
+def safe_address(text: str) -> str:
+    """``validate_address``, refusing also an address that would be a formula in subscribers.csv."""
+    address = validate_address(text)
+    check_not_formula(address)
+    return address
 
 
 def export(roster: Roster, suppressed: Mapping[str, object], out: TextIO, *, bom: bool) -> int:
-    """Write the members who get mail as Excel-friendly CSV; returns how many unsubscribed were left out."""
+    """Write the members who get mail as Excel-friendly CSV; returns how many unsubscribed were left out.
+
+    Every cell is neutralised; one the file holds neutralised already (``Roster.put`` wrote it so)
+    goes out as it is, so that importing the export gives each value back once.
+    """
     kept = [m for m in roster.members if m.key not in suppressed]
-    rows = ([neutralise(m.fields.get(c, "")) for c in roster.columns] for m in kept)
+    rows = ([_for_spreadsheet(m.fields.get(c, "")) for c in roster.columns] for m in kept)
     fmt = CsvFormat(delimiter=",", bom=bom, newline="\r\n")
-    out.write(render_csv([neutralise(c) for c in roster.columns], rows, fmt, quote_all=True))
+    out.write(render_csv([_for_spreadsheet(c) for c in roster.columns], rows, fmt, quote_all=True))
     return len(roster.members) - len(kept)
+
+
+def _for_spreadsheet(cell: str) -> str:
+    return neutralise(unneutralise(cell))

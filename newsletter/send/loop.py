@@ -313,6 +313,7 @@ def send_mailing(
 ) -> Report:
     """Send one mailing to every member not yet done, recording each in the ledger; the caller holds
     the send lock. Each message is built, signed and handed over by the one pipeline."""
+    from newsletter.inputs.member_values import as_written
     from newsletter.inputs.sending_list import read_for_sending
     from newsletter.model import snapshot
     from newsletter.send.pipeline import Builder, Pipeline, ledger_id
@@ -326,9 +327,8 @@ def send_mailing(
     only = ledger.enqueued(mailing.id) if mailing.kind == MailKind.CHANGE else None
     # A problem confined to one row leaves out that row only (and the organisers are told); a
     # problem with the whole file (no email column, unreadable) raises DataError here.
-    members, rows = read_for_sending(project.subscribers_path)
-    if only is not None:
-        members = (m for m in members if m.key in only)
+    found, rows = read_for_sending(project.subscribers_path)
+    members = (as_written(m) for m in found if only is None or m.key in only)
     blocking_placeholders(project, mailing)
     builder = Builder(
         project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)

@@ -1,7 +1,8 @@
 """The ledger's member tables: unsubscribes, pending sign-ups, lifted unsubscribes, unsubscribe tokens.
 
 Addresses are kept lower-cased (the key the rest of the package compares).  Tokens of links are
-kept only as a SHA-256 hash: whoever reads the file cannot click them.
+kept only as a SHA-256 hash: whoever reads the file cannot click them.  A pending sign-up's key is
+its ``mailbox``, so that the caps on outstanding confirmation mails count mailboxes, not spellings.
 """
 
 from __future__ import annotations
@@ -16,6 +17,20 @@ from newsletter.state.database import Database, iso
 def token_hash(token: str) -> str:
     """What the ledger keeps of a link's token (unsubscribe, sign-up): its SHA-256, in hex."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mailbox(address: str) -> str:
+    """The mailbox an address reaches, for counting sign-ups: 'ann+x@Example.org' → 'ann@example.org'.
+
+    Most providers deliver ann+anything@ to ann@, so without this one person's inbox could be sent
+    any number of confirmation mails, a few per made-up +tag.  All lower-cased, like every key here.
+    """
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}".lower()
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class MemberTables(Database):
@@ -81,16 +96,23 @@ class MemberTables(Database):
         now: dt.datetime,
         expired_before: dt.datetime,
         most: int,
+        most_per_domain: int | None = None,
     ) -> bool:
-        """Keep a pending sign-up; False (nothing kept) when the address has ``most`` outstanding."""
+        """Keep a pending sign-up; False (nothing kept) when its mailbox has ``most`` outstanding, or
+        its domain ``most_per_domain`` (None: no cap per domain)."""
+        key = mailbox(address)
+        domain = key.rpartition("@")[2]
         with self.transaction() as db:
             db.execute("DELETE FROM signups WHERE created_at < ?", (iso(expired_before),))
-            (count,) = db.execute("SELECT count(*) FROM signups WHERE key = ?", (address.lower(),)).fetchone()
-            if count >= most:
+            (mine,) = db.execute("SELECT count(*) FROM signups WHERE key = ?", (key,)).fetchone()
+            (domains,) = db.execute(
+                "SELECT count(*) FROM signups WHERE key LIKE ? ESCAPE '\\'", ("%@" + _like_escaped(domain),)
+            ).fetchone()  # a scan, but of a small table: rows live 48 hours and sign-ups are rate-limited
+            if mine >= most or (most_per_domain is not None and domains >= most_per_domain):
                 return False
             db.execute(
                 "INSERT INTO signups (token_hash, key, address, name, created_at) VALUES (?, ?, ?, ?, ?)",
-                (token_hash, address.lower(), address, name, iso(now)),
+                (token_hash, key, address, name, iso(now)),
             )
         return True
 
