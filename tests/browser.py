@@ -1,8 +1,10 @@
-"""Headless Chromium for the accessibility tests: a session-wide driver, axe-core, and our own checks.
+"""Headless Chromium for the browser tests: a session-wide driver, axe-core, and our own checks.
 
-Everything runs offline against Debian's ``chromium`` + ``chromium-driver`` and the axe-core that
-``npm ci --prefix tests/a11y`` installs.  When any of them is missing the tests fail and say what to
-install: a check that quietly skips is a check nobody runs.
+Everything runs offline against Debian's ``chromium`` + ``chromium-driver``, with selenium and the
+axe-core that ``pip install -e '.[test]'`` installs (axe.min.js, shipped inside the PyPI package
+``axe-playwright-python``; only that file is used).  A machine without Chromium skips the tests
+marked ``browser`` with one reason line that says what to install; with NEWSLETTER_REQUIRE_BROWSER=1
+(as .ci/run sets it) that skip is a failure instead, so CI never skips them.
 
 The checks, beyond axe-core, are the ones HTML mail most often misses (see issue 7):
 ``lang``/``dir``, presentation tables, ``alt``, heading order, link texts that make sense alone,
@@ -12,9 +14,13 @@ sideways scrolling at 320 px.
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,9 +29,15 @@ import pytest
 from newsletter.cli.screenshot import FLAGS, find_browser
 from newsletter.errors import NewsletterError
 
-A11Y = Path(__file__).resolve().parent / "a11y"
-AXE_JS = A11Y / "node_modules" / "axe-core" / "axe.min.js"
+#: The PyPI package whose files include axe-core's axe.min.js (a test extra in pyproject.toml).
+AXE_PACKAGE = "axe-playwright-python"
+AXE_FILE = "axe_playwright_python/axe.min.js"
 CHROMEDRIVERS = ("/usr/bin/chromedriver", "chromedriver")
+INSTALL_BROWSER = "apt-get install chromium chromium-driver"
+#: Set (to anything but 0) where a missing browser must fail the run instead of skipping: .ci/run.
+REQUIRE_BROWSER = "NEWSLETTER_REQUIRE_BROWSER"
+#: Read once, at import: the autouse fixture clean_env hides every NEWSLETTER_* from the tests.
+BROWSER_REQUIRED = os.environ.get(REQUIRE_BROWSER, "") not in ("", "0")
 #: axe-core rule sets: WCAG 2.x A, AA and AAA (7:1 contrast), and axe's best practices.
 AXE_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "wcag2aaa", "best-practice")
 #: What fails the build; "minor" and "moderate" findings are printed by the report but pass.
@@ -41,35 +53,78 @@ MIN_INLINE_LINE_HEIGHT = 1.4
 Driver = Any  # selenium.webdriver.Chrome; typed loosely so this module imports without selenium
 
 
+def chromedriver() -> str | None:
+    return next(filter(None, map(shutil.which, CHROMEDRIVERS)), None)
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run on this machine, in one line; None when they can."""
+    missing = []
+    try:
+        find_browser()
+    except NewsletterError:
+        missing.append("chromium")
+    if chromedriver() is None:
+        missing.append("chromedriver")
+    if not missing:
+        return None
+    return f"needs headless Chromium, not found here: {' and '.join(missing)} — install: {INSTALL_BROWSER}"
+
+
+def require_browser() -> None:
+    """Skip the running test if Chromium or chromedriver is missing; fail instead under REQUIRE_BROWSER.
+
+    The one place that decides: conftest.py calls it before every test marked ``browser``.
+    """
+    reason = missing_browser()
+    if reason is None:
+        return
+    if BROWSER_REQUIRED:
+        pytest.fail(f"{reason} ({REQUIRE_BROWSER} is set: browser tests must run here)", pytrace=False)
+    pytest.skip(reason)
+
+
 def _fail_install(what: str) -> NoReturn:
-    pytest.fail(f"accessibility tests need {what}", pytrace=False)
+    pytest.fail(f"browser tests need {what}", pytrace=False)
+
+
+@functools.cache
+def axe_source() -> str:
+    """axe-core's axe.min.js, from the installed Python package that ships it."""
+    try:
+        path = Path(str(metadata.distribution(AXE_PACKAGE).locate_file(AXE_FILE)))
+    except metadata.PackageNotFoundError:
+        _fail_install(f"axe-core from the package {AXE_PACKAGE}: pip install -e '.[test]'")
+    if not path.is_file():
+        _fail_install(f"axe-core's {AXE_FILE}, missing from {AXE_PACKAGE}: pip install -e '.[test]'")
+    return path.read_text(encoding="utf-8")
+
+
+def axe_version() -> str:
+    """The version axe.min.js announces in its banner (``/*! axe v4.12.1 ...``), or "" if none."""
+    found = re.search(r"axe v(\d+\.\d+\.\d+)", axe_source()[:400])
+    return found.group(1) if found else ""
 
 
 @pytest.fixture(scope="session")
 def driver() -> Iterator[Driver]:
     """One headless Chromium per test session (per xdist worker), driven by Debian's chromedriver."""
+    require_browser()
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _fail_install("selenium: pip install -e '.[test]' (or pip install selenium)")
-    try:
-        browser = find_browser()
-    except NewsletterError:
-        _fail_install("Chromium: apt-get install chromium chromium-driver")
-    chromedriver = next(filter(None, map(shutil.which, CHROMEDRIVERS)), None)
-    if chromedriver is None:
-        _fail_install("chromedriver: apt-get install chromium-driver")
-    if not AXE_JS.is_file():
-        _fail_install(f"axe-core in {A11Y}: npm ci --prefix tests/a11y")
+        _fail_install("selenium: pip install -e '.[test]'")
+    axe_source()  # a missing axe-core fails here, once, rather than in the middle of a test
+    browser, driver_path = find_browser(), chromedriver()
     with tempfile.TemporaryDirectory(prefix="newsletter-a11y-") as profile:
         options = Options()
         options.binary_location = browser
         for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={WIDE},900"):
             options.add_argument(flag)
         # The executable path given here means Selenium Manager never looks for (or downloads) one.
-        chrome = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+        chrome = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
         chrome.set_script_timeout(60)
         try:
             yield chrome
@@ -94,7 +149,7 @@ def open_html(driver: Driver, path: Path, *, width: int) -> None:
 
 def axe_violations(driver: Driver) -> list[dict[str, Any]]:
     """Run axe-core on the loaded page; every violation, whatever its impact."""
-    driver.execute_script(AXE_JS.read_text(encoding="utf-8"))
+    driver.execute_script(axe_source())
     result = driver.execute_async_script(
         """
         const done = arguments[arguments.length - 1];

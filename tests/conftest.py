@@ -9,12 +9,19 @@ import pytest
 
 from newsletter.cli.main import main
 
+from . import browser
 from .smtpd import Recorder, Server
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ("schedule.yaml", "subscribers.csv", "content", "templates")
 #: A moment before the sample's first reminder (2026-12-01 09:00 New York).
-BEFORE_FIRST = "2026-11-25T10:00"
+BEFORE_FIRST = "2026-12-01T09:05"  # the first reminder (the dinner's week-before) is due
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``browser`` skip (or, in CI, fail) in one place when Chromium is missing."""
+    if item.get_closest_marker("browser") is not None:
+        browser.require_browser()
 
 
 @pytest.fixture

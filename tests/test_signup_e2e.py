@@ -20,12 +20,40 @@ pytestmark = pytest.mark.browser
 driver = browser.driver  # the session's headless Chromium (a fixture)
 
 
+#: How long a page may take to come after a form was sent (generous: CI machines can be busy).
+WAIT = 30
+
+
 def heading(driver: browser.Driver, text: str) -> None:
-    """Wait for the page whose h1 is ``text`` (after a form was sent)."""
-    from selenium.webdriver.common.by import By
+    """Wait until the page whose h1 is ``text`` has replaced the one a form was sent from, and loaded.
+
+    The old page goes away while this looks, so each look is one script that reads the document as it
+    is then (no element kept from one look to the next), and a look that lands in the middle of the
+    swap (a stale element, a script run in a page going away) just looks again.
+    """
+    from selenium.common.exceptions import (
+        JavascriptException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == text)
+    def arrived(d: browser.Driver) -> bool:
+        return bool(
+            d.execute_script(
+                """
+                const h1 = document.querySelector("h1");
+                if (document.readyState !== "complete" || h1 === null) return false;
+                return h1.innerText.trim() === arguments[0];
+                """,
+                text,
+            )
+        )
+
+    ignored = (StaleElementReferenceException, NoSuchElementException, JavascriptException)
+    WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(
+        arrived, f"the page with the heading {text!r} did not come within {WAIT} s"
+    )
 
 
 def page_problems(driver: browser.Driver) -> list[str]:
