@@ -21,8 +21,16 @@ REMOVED_NOTE = "This meeting is no longer on the schedule."
 
 
 def current(schedule: Schedule, key: str, told: str) -> Meeting:
-    """The meeting now; one that was removed from schedule.yaml counts as cancelled."""
+    """The meeting now; one that was removed from schedule.yaml counts as cancelled, and a cancelled
+    one keeps the time, place and title members were told."""
     found = schedule.meeting_on(dt.date.fromisoformat(key))
+    if found is not None and found.cancelled:
+        # A cancellation moves nothing: whatever the entry says (often just a date and a note), the
+        # notice names the meeting as members were told it, with no example venue of the rule's.
+        was = rebuild(told)
+        return dataclasses.replace(
+            found, time=was.time, venue=was.venue, duration=was.duration, title=was.title, placeholders=()
+        )
     if found is not None:
         return found
     return dataclasses.replace(rebuild(told), cancelled=True, note=REMOVED_NOTE)

@@ -25,8 +25,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
-def group(tmp_path: Path) -> Path:
-    """A copy of the shipped sample group in a temporary folder."""
+def sample(tmp_path: Path) -> Path:
+    """A copy of the shipped sample group, as shipped, in a temporary folder."""
     target = tmp_path / "group"
     target.mkdir()
     for name in SAMPLE:
@@ -36,6 +36,19 @@ def group(tmp_path: Path) -> Path:
         else:
             shutil.copy(src, target / name)
     return target
+
+
+@pytest.fixture
+def group(sample: Path) -> Path:
+    """The sample group once its organisers filled in their details: the example venue's
+    `placeholder: true` mark is gone, so real mail may go out (see the `sample` fixture for the
+    folder exactly as shipped)."""
+    path = sample / "schedule.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text(
+        "".join(ln for ln in lines if not ln.strip().startswith("placeholder: true")), encoding="utf-8"
+    )
+    return sample
 
 
 @pytest.fixture(autouse=True)

@@ -256,3 +256,31 @@ def test_upcoming_status_and_preview_show_change_notices(
     assert "2026-12-08/change-1" in out
     code, out, err = run(group, "status", "2026-12-08/change-1")
     assert out.count("sent       ") == 5
+
+
+def test_a_cancellation_written_as_just_a_date_and_a_note_tells_what_members_were_told(
+    group: Path, reminded: Server, run: CliRunner
+) -> None:
+    # The organiser replaces the dinner's whole entry with one line: no time, no venue.
+    path = group / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    - date: 2026-12-08")
+    end = text.index("\n\n", start)  # the entry ends at the blank line after it
+    short = "    - {date: 2026-12-08, cancelled: true, note: Room unavailable}\n"
+    path.write_text(text[:start] + short + text[end + 1 :], encoding="utf-8")
+    code, out, err = run(group, "tick", "--at", AFTER)
+    assert code == 0, err
+    notices = reminded.messages[EVERYONE:]
+    assert len(notices) == EVERYONE
+    body = text_of(notices[0])
+    assert "Cancelled: Planning dinner" in str(notices[0].message["Subject"]) or "Cancelled" in body
+    assert "Room unavailable" in body and "12:00 AM" not in body
+    _, vevent = event(notices[0])
+    assert str(vevent["STATUS"]) == "CANCELLED" and vevent.decoded("DTSTART").hour == 18
+
+
+def test_a_line_break_in_the_subject_template_is_reported_with_its_line(group: Path, run: CliRunner) -> None:
+    path = group / "templates" / "reminder.subject.txt"
+    path.write_text("Reminder:\n{{ meeting.title }} {{ reminder.when_text }}\n", encoding="utf-8")
+    code, out, err = run(group, "check")
+    assert code == 1 and "templates/reminder.subject.txt:1: the subject would contain a line break" in err

@@ -182,8 +182,8 @@ def test_preview_writes_the_html_and_text(group: Path, run: CliRunner, tmp_path:
     assert not (group / "outbox").exists()
 
 
-def test_check_passes_on_the_sample(group: Path, run: CliRunner) -> None:
-    code, out, err = run(group, "check")
+def test_check_passes_on_the_sample(sample: Path, run: CliRunner) -> None:
+    code, out, err = run(sample, "check")
     assert code == 0, err
     assert "All good (" in out and "placeholder: true" in out  # the sample's example venue is flagged
 

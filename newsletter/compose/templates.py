@@ -29,6 +29,7 @@ MEMBER_NAMES = frozenset({"member", "greeting", "unsubscribe_url"})
 _TEXT_SUFFIXES = (".txt", ".css", ".ics")
 _MARKER = "NLSLOT{:03d}QZX"
 _MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
+_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is only spacing; CR, LF and the rest are not
 _ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
 
@@ -259,7 +260,20 @@ class MailRenderer:
             ) from err
 
     def subject(self, context: Mapping[str, Any]) -> str:
-        subject = " ".join(self._render(f"{self.kind}.subject.txt", context).split())
+        raw = self._render(f"{self.kind}.subject.txt", context).strip()
+        if found := _BREAK.search(raw):
+            # A line break in a subject is an organiser's mistake to report, never to fold away.
+            raise TemplateError(
+                [
+                    Problem(
+                        f"templates/{self.kind}.subject.txt",
+                        raw[: found.start()].count("\n") + 1,
+                        "the subject would contain a line break or control character",
+                        "write the whole subject on one line",
+                    )
+                ]
+            )
+        subject = " ".join(raw.split())
         if subject and context.get("test"):
             subject = f"[Test] {subject}"  # a test mail must never pass for the real one
         if not subject:

@@ -329,7 +329,7 @@ def send_mailing(
     # problem with the whole file (no email column, unreadable) raises DataError here.
     found, rows = read_for_sending(project.subscribers_path)
     members = (as_written(m) for m in found if only is None or m.key in only)
-    blocking_placeholders(project, mailing)
+    blocking_placeholders(project, mailing, clock())
     builder = Builder(
         project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
     )
@@ -374,20 +374,29 @@ def send_mailing(
     return report
 
 
-def blocking_placeholders(project: Project, mailing: Mailing) -> None:
-    """To a real relay, a mailing that still uses an example value marked `placeholder: true` in
-    schedule.yaml would tell members something untrue: it is blocked, naming the line (the outbox
-    try-out goes ahead, so a new group can see everything before filling in its details)."""
-    if project.settings.smtp is None or not mailing.meeting.placeholders:
+def blocking_placeholders(project: Project, mailing: Mailing, now: dt.datetime) -> None:
+    """To a real relay, a mailing that shows an example value still marked `placeholder: true` in
+    schedule.yaml (its meeting's, or a later date's in the list of the rest of the year) would tell
+    members something untrue: it is blocked, naming the lines. The outbox try-out goes ahead, so a
+    new group sees everything before filling in its details."""
+    if project.settings.smtp is None:
+        return
+    from newsletter.timing import upcoming
+
+    shown = [mailing.meeting] + [
+        m for m in upcoming(project.schedule, now) if m.date > mailing.meeting.date and not m.cancelled
+    ]
+    lines = sorted({line for meeting in shown for line in meeting.placeholders})
+    if not lines:
         return
     raise DataError(
         [
             Problem(
                 "schedule.yaml",
                 line,
-                "this mailing uses an example value still marked `placeholder: true`",
+                "this mailing would show an example value still marked `placeholder: true`",
                 "write the group's real details there and delete the `placeholder: true` line",
             )
-            for line in mailing.meeting.placeholders
+            for line in lines
         ]
     )
