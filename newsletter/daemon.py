@@ -17,6 +17,7 @@ from newsletter.project import Project
 from newsletter.timing import plan
 
 log = logging.getLogger("newsletter.daemon")
+BOUNCES_EVERY = 600.0  # seconds between reads of the bounce mailbox
 
 
 class Daemon:
@@ -85,6 +86,13 @@ class Daemon:
         log.info("schedule.yaml changed: %d reminders still to send, rescheduled", self.reschedule())
         self.tick()
 
+    def bounces(self) -> None:
+        """Between due times too: a member whose mailbox is gone stops getting mail sooner."""
+        from newsletter.jobs import read_bounces
+
+        for line in read_bounces(self.project, now=self.now()):
+            log.info("%s", line)
+
     def on_signal(self, signum: int, frame: object) -> None:
         log.info("stopping (signal %d): finishing the message in flight", signum)
         self.stop.set()
@@ -102,6 +110,8 @@ def run_daemon(load: Callable[[], Project], *, poll: float = 30.0, retry: float 
     scheduled = daemon.reschedule()
     daemon.scheduler.add_job(daemon.tick, "interval", seconds=retry, id="retry")
     daemon.scheduler.add_job(daemon.watch, "interval", seconds=poll, id="watch")
+    if daemon.project.settings.bounce_mailbox is not None:
+        daemon.scheduler.add_job(daemon.bounces, "interval", seconds=BOUNCES_EVERY, id="bounces")
     daemon.scheduler.start()
     log.info("newsletter daemon started: %d reminders still to send", scheduled)
     daemon.scheduler.add_job(daemon.tick, id="catch-up")  # whatever fell due while it was down

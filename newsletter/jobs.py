@@ -201,6 +201,7 @@ def tick(
                         report.lines.append(line)
                 elif state == Window.DUE and wanted(project, ledger, due):
                     todo.append(due)
+            report.lines.extend(read_bounces(project, now=now))
             for due in todo:
                 if stop is not None and stop.is_set():
                     break
@@ -301,3 +302,20 @@ def _blocked(project: Project, ledger: Ledger, due: Due, err: DataError, *, now:
         ledger.set_meta(f"last-call:{due.id}", now.isoformat())
     log.warning("%s: blocked by %d problem(s) in the files; the organisers are told", due.id, len(problems))
     return f"{due.id}: blocked — " + "; ".join(problems)
+
+
+def read_bounces(project: Project, *, now: dt.datetime) -> list[str]:
+    """Bounce and complaint reports that arrived since the last run (NEWSLETTER_BOUNCE_MAILBOX), so
+    that a bouncing member is not mailed by the sends that follow; the organisers hear of each new
+    one once. A mailbox that cannot be read is logged and never stops the sending."""
+    from newsletter.bounces import process, tell_organisers
+    from newsletter.errors import NewsletterError
+
+    try:
+        found = process(project, now=now)
+    except NewsletterError as err:
+        log.error("the bounce mailbox could not be read: %s", err)
+        return [f"bounces: not read — {err}"]
+    tell_organisers(project, found, now=now)
+    news = found.read or found.notices
+    return [f"bounces: {line}" for line in found.lines(today=now.date()) if line] if news else []

@@ -170,6 +170,13 @@ def status_lines(settings: Settings, campaign: str | None) -> list[str]:
                 summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no members"
                 reason = f" — {c.reason}" if c.reason else ""
                 lines.append(f"{c.id:<28} {c.state:<8} {summary}{reason}{_stopped(c)}")
+            bouncing = ledger.bouncing()
+            if bouncing:
+                lines.append(
+                    f"{len(bouncing)} member(s) bouncing: not mailed until an organiser checks the address — "
+                    "`newsletter bounces` names their rows; "
+                    "`newsletter subscribers add ADDRESS --resubscribe` reactivates one"
+                )
             return lines or ["Nothing sent yet."]
         found = ledger.campaign(campaign)
         if found is None:

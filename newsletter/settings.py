@@ -39,7 +39,11 @@ KNOWN = (
     "NEWSLETTER_HOME",
     "NEWSLETTER_DKIM_KEY",
     "NEWSLETTER_DKIM_SELECTOR",
+    "NEWSLETTER_BOUNCE_ADDRESS",
+    "NEWSLETTER_BOUNCE_MAILBOX",
 )
+IMAP_PORTS = {"imaps": 993, "imap": 143}
+BOX = "NEWSLETTER_BOUNCE_MAILBOX"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
@@ -75,6 +79,24 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class BounceMailbox:
+    """NEWSLETTER_BOUNCE_MAILBOX: an IMAP folder (TLS; plain only on this machine) or a local Maildir."""
+
+    maildir: Path | None = None  # set: a Maildir, and the rest is unused
+    tls: bool = True
+    host: str = ""
+    port: int = 0
+    username: str = ""
+    password: str = field(default="", repr=False)  # never printed, logged or stored
+    folder: str = "INBOX"
+
+    def describe(self) -> str:  # for messages: never the password
+        if self.maildir is not None:
+            return f"the Maildir {self.maildir}"
+        return f"{'imaps' if self.tls else 'imap'}://{self.username}@{self.host}:{self.port}/{self.folder}"
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     smtp: SmtpSettings | None  # None: the outbox folder
@@ -90,6 +112,8 @@ class Settings:
     dkim_key: bytes | None = field(default=None, repr=False)  # the PEM, read once; None: not signed
     dkim_key_path: Path | None = None  # where it was read from, for messages
     dkim_selector: str = "newsletter"
+    bounce_address: str = ""  # the bare VERP base address; "": members' mail keeps the plain sender
+    bounce_mailbox: BounceMailbox | None = None  # None: no bounce processing
 
     @property
     def state_dir(self) -> Path:
@@ -195,6 +219,63 @@ def parse_smtp_url(url: str) -> SmtpSettings:
             "smtp+starttls:// or smtps://, or a relay on this machine (127.0.0.1)"
         )
     return smtp
+
+
+def parse_bounce_mailbox(value: str, home: Path) -> BounceMailbox:
+    """NEWSLETTER_BOUNCE_MAILBOX read as strictly as SMTP_URL (nothing of the user name or password is
+    echoed); a value without ``://`` is a Maildir's path, relative to the group's folder."""
+    name, example = "NEWSLETTER_BOUNCE_MAILBOX", "imaps://bounces:pass@mail.example.org/INBOX"
+    encode = "%-encode special characters in the password (# as %23, / as %2F, ? as %3F, @ as %40)"
+    value = value.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        path = Path(value).expanduser()
+        return BounceMailbox(maildir=path if path.is_absolute() else home / path)
+    if scheme.lower() not in IMAP_PORTS:
+        shown = scheme if not _CONTROL.search(scheme) and not any(c in scheme for c in "@:") else ""
+        raise ConfigError(f"{name}: unknown scheme {shown!r} — use {example} or a Maildir folder's path")
+    if _CONTROL.search(value) or " " in value:
+        raise ConfigError(f"{name}: contains a space or line break — write it on one line, %-encoded")
+    authority, _, folder = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if "#" in rest or "?" in rest or "@" in userinfo + folder or not (at and user and password):
+        raise ConfigError(f"{name}: write the mailbox's user name and password as in {example} — {encode}")
+    host, port_text = hostport, ""
+    if ":" in hostport and not hostport.endswith("]"):
+        host, _, port_text = hostport.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]").lower()
+    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise ConfigError(f"{name}: the port is not a number from 1 to 65535 — e.g. {example}")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(f"{name}: the server name is not a host name or IP address; {encode}") from None
+    tls = scheme.lower() == "imaps"
+    if not tls and not loopback:
+        raise ConfigError(
+            f"{name}: the password would be sent unencrypted to {host} — use imaps://, or imap:// only "
+            "to a server on this machine (127.0.0.1)"
+        )
+    return BounceMailbox(
+        None, tls, host, int(port_text or IMAP_PORTS[scheme.lower()]), unquote(user), unquote(password),
+        unquote(folder.rstrip("/")) or "INBOX",
+    )  # fmt: skip
+
+
+def _bounce_address(env: Mapping[str, str]) -> str:
+    """NEWSLETTER_BOUNCE_ADDRESS: a bare address whose local part leaves room for ``+TOKEN`` (64 at most)."""
+    name = "NEWSLETTER_BOUNCE_ADDRESS"
+    value = _plain_address(name, _one_line(env, name), "bounces@example.org")
+    local = value.rpartition("@")[0]
+    if value and (parseaddr(value)[1] != value or "+" in local or len(local) > 31):
+        raise ConfigError(
+            f"{name} must be a bare address with no '+' and a local part of 31 characters at most — e.g. "
+            f"{name}=bounces@example.org (members' bounces come back to bounces+TOKEN@example.org)"
+        )
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float, *, integer: bool) -> float:
@@ -309,4 +390,6 @@ def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) 
         dkim_key=read_dkim_key(dkim_path),
         dkim_key_path=dkim_path,
         dkim_selector=env.get("NEWSLETTER_DKIM_SELECTOR", "").strip() or "newsletter",
+        bounce_address=_bounce_address(env),
+        bounce_mailbox=parse_bounce_mailbox(box, home) if (box := env.get(BOX, "").strip()) else None,
     )

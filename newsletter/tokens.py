@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -30,6 +31,31 @@ def message_id(secret: bytes, campaign: str, address_key: str, domain: str) -> s
     """Stable per (campaign, member), so a message resent after a crash keeps its Message-ID."""
     digest = base64.b32encode(_mac(secret, "message-id", f"{campaign}\0{address_key}")[:15]).decode().lower()
     return f"<{_campaign_part(secret, campaign)}.{digest}@{domain}>"
+
+
+#: A VERP token: the two signed parts of a member's Message-ID, lower-case base32 (8 + 24 characters).
+VERP_TOKEN = re.compile(r"[a-z2-7]{32}")
+
+
+def verp_token(secret: bytes, campaign: str, address_key: str) -> str:
+    """The tag of the member's envelope sender for one mailing (``bounces+TOKEN@domain``).
+
+    It is the signed part of the member's Message-ID for that mailing (HMACs of the mailing and of the
+    mailing and member), so a bounce finds its delivery with the same indexed lookup as a report that
+    quotes the Message-ID, and never shows the address.  Lower-case base32, because mail systems may
+    change the case of a local part and some treat "=" or "/" specially.
+    """
+    mid = message_id(secret, campaign, address_key, "x")
+    return mid[1:].partition("@")[0].replace(".", "")
+
+
+def verp_message_id_prefix(token: str) -> str | None:
+    """``<campaignpart.digest@``: how every Message-ID the token stands for begins (its domain is the
+    sender's at the time); None when ``token`` does not have a token's shape."""
+    token = token.lower()
+    if not VERP_TOKEN.fullmatch(token):
+        return None
+    return f"<{token[:8]}.{token[8:]}@"
 
 
 @functools.lru_cache(maxsize=64)

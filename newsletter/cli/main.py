@@ -151,10 +151,12 @@ def status(obj: Obj, mailing: str | None) -> None:
         click.echo(line)
 
 
+from newsletter.cli.bounces import bounces  # noqa: E402
 from newsletter.cli.members import serve, subscribers  # noqa: E402  (commands defined beside, kept small)
 from newsletter.cli.sending import send, tick  # noqa: E402
 
 cli.add_command(send)
+cli.add_command(bounces)
 cli.add_command(tick)
 cli.add_command(subscribers)
 cli.add_command(serve)

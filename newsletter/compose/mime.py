@@ -23,7 +23,7 @@ from newsletter.compose.templates import Body, MemberValues, RenderedMailing
 from newsletter.errors import DeliveryError
 from newsletter.model import Subscriber
 from newsletter.state.members import token_hash
-from newsletter.tokens import message_id, unsubscribe_token
+from newsletter.tokens import message_id, unsubscribe_token, verp_token
 
 CRLF = b"\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -157,6 +157,7 @@ class MessageFactory:
         public_url: str = "",
         ics_method: str = "PUBLISH",
         tz: dt.tzinfo = dt.UTC,
+        bounce_address: str = "",
     ) -> None:
         self.tz = tz  # Date headers in the group's time zone, as the members' own clocks show it
         display, self.envelope_from = parseaddr(sender)
@@ -166,6 +167,9 @@ class MessageFactory:
         self.secret = secret
         self.reply_to = reply_to or self.envelope_from
         self.public_url = public_url.rstrip("/")
+        # VERP: each member's bounces come back to bounces+TOKEN@domain, so a report names its member
+        # even when it quotes nothing of the message; the token is signed and holds no address.
+        self._verp = bounce_address.rpartition("@")
         self._text = _EncodedBody.of(rendered.text)
         self._html = _EncodedBody.of(rendered.html)
         mixed, alt = f"=_nl_{secrets.token_hex(8)}_m", f"=_nl_{secrets.token_hex(8)}_a"
@@ -251,8 +255,11 @@ class MessageFactory:
         data = b"".join(
             (*head, self._mime_head, self._before_text, text, self._before_html, html, self._tail)
         )
+        local, at, domain = self._verp
         return Envelope(
-            self.envelope_from,
+            f"{local}+{verp_token(self.secret, self.campaign, subscriber.key)}@{domain}"
+            if at
+            else self.envelope_from,
             subscriber.email,
             data,
             mid,

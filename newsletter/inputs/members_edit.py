@@ -136,6 +136,9 @@ def add_member(
         # After the file: a crash in between leaves it listed but still suppressed, never the reverse.
         # Under the lock, like the second half of `unsubscribe`: see there.
         resubscribed = ledger.resubscribe(address, source=source, now=now) if suppression else False
+        # --resubscribe is also how an organiser says a bouncing address works again (after checking it).
+        if resubscribe and ledger.reactivate(address, source=source, now=now):
+            resubscribed = True
     return Added(address, outcome, resubscribed)
 
 

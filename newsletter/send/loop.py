@@ -17,10 +17,11 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from newsletter.compose.mime import Envelope
-from newsletter.errors import DailyCapReached, DataError, DeliveryError, Problem
-from newsletter.model import FINAL, CampaignState, DeliveryStatus, Mailing, MailKind, Report, Subscriber
+from newsletter.errors import DailyCapReached, DeliveryError
+from newsletter.model import FINAL, CampaignState, DeliveryStatus, MailKind, Report, Subscriber
 from newsletter.send.progress import Progress
 from newsletter.send.transports import Outcome, Transport, redact
+from newsletter.state.bounces import enhanced_status, reason_of, send_time_kind
 from newsletter.state.ledger import Ledger, Result
 
 if TYPE_CHECKING:
@@ -236,6 +237,17 @@ class _Run:
 
     def record(self, envelope: Envelope, outcome: Outcome, attempts: int) -> Result:
         result = _result(envelope.key, outcome, attempts, self.clock())
+        # A permanent refusal of the address counts as a hard bounce (a refusal of the message itself,
+        # spam or size, does not): see state/bounces.py.
+        refused = result.status == Status.FAILED and outcome.code and self.via == "relay"
+        if refused and (kind := send_time_kind(outcome.code or 0, outcome.reply)):
+            self.ledger.record_bounce(
+                envelope.key,
+                kind=kind,
+                report_id=f"send:{envelope.message_id}",
+                at=self.clock(),
+                reason=reason_of(enhanced_status(outcome.reply), outcome.reply),
+            )
         if result.status != Status.SENT:
             log.warning(
                 "%s: one message %s: %s %s",
@@ -316,7 +328,7 @@ def send_mailing(
     from newsletter.inputs.member_values import as_written
     from newsletter.inputs.sending_list import read_for_sending
     from newsletter.model import snapshot
-    from newsletter.send.pipeline import Builder, Pipeline, ledger_id
+    from newsletter.send.pipeline import Builder, Pipeline, blocking_placeholders, ledger_id
     from newsletter.send.ratelimit import limiter_for
 
     mailing = due.mailing
@@ -328,7 +340,8 @@ def send_mailing(
     # A problem confined to one row leaves out that row only (and the organisers are told); a
     # problem with the whole file (no email column, unreadable) raises DataError here.
     found, rows = read_for_sending(project.subscribers_path)
-    members = (as_written(m) for m in found if only is None or m.key in only)
+    bouncing = ledger.bouncing()  # their mailbox no longer takes mail: not mailed until an organiser checks
+    members = (as_written(m) for m in found if (only is None or m.key in only) and m.key not in bouncing)
     blocking_placeholders(project, mailing, clock())
     builder = Builder(
         project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
@@ -372,31 +385,3 @@ def send_mailing(
         ledger.set_meta(f"list:{cid}", repr(rows.stamp))
     report.excluded = [str(problem) for problem in rows.problems]
     return report
-
-
-def blocking_placeholders(project: Project, mailing: Mailing, now: dt.datetime) -> None:
-    """To a real relay, a mailing that shows an example value still marked `placeholder: true` in
-    schedule.yaml (its meeting's, or a later date's in the list of the rest of the year) would tell
-    members something untrue: it is blocked, naming the lines. The outbox try-out goes ahead, so a
-    new group sees everything before filling in its details."""
-    if project.settings.smtp is None:
-        return
-    from newsletter.timing import upcoming
-
-    shown = [mailing.meeting] + [
-        m for m in upcoming(project.schedule, now) if m.date > mailing.meeting.date and not m.cancelled
-    ]
-    lines = sorted({line for meeting in shown for line in meeting.placeholders})
-    if not lines:
-        return
-    raise DataError(
-        [
-            Problem(
-                "schedule.yaml",
-                line,
-                "this mailing would show an example value still marked `placeholder: true`",
-                "write the group's real details there and delete the `placeholder: true` line",
-            )
-            for line in lines
-        ]
-    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import DataError, DeliveryError, Problem
-from newsletter.model import MailKind, Subscriber
+from newsletter.model import Mailing, MailKind, Subscriber
 from newsletter.settings import Settings
 from newsletter.timing import Due, upcoming
 
@@ -181,6 +181,7 @@ def prepare(
         public_url=settings.public_url,
         ics_method="CANCEL" if cancel else "PUBLISH",
         tz=schedule.group.tz,
+        bounce_address="" if test else settings.bounce_address,  # a test mail's bounce goes to its sender
     )
     return Prepared(due, factory, context, renderer)
 
@@ -249,3 +250,29 @@ def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> 
 
 
 Clock = Callable[[], dt.datetime]
+
+
+def blocking_placeholders(project: Project, mailing: Mailing, now: dt.datetime) -> None:
+    """To a real relay, a mailing that shows an example value still marked `placeholder: true` in
+    schedule.yaml (its meeting's, or a later date's in the list of the rest of the year) would tell
+    members something untrue: it is blocked, naming the lines. The outbox try-out goes ahead, so a
+    new group sees everything before filling in its details."""
+    if project.settings.smtp is None:
+        return
+    shown = [mailing.meeting] + [
+        m for m in upcoming(project.schedule, now) if m.date > mailing.meeting.date and not m.cancelled
+    ]
+    lines = sorted({line for meeting in shown for line in meeting.placeholders})
+    if not lines:
+        return
+    raise DataError(
+        [
+            Problem(
+                "schedule.yaml",
+                line,
+                "this mailing would show an example value still marked `placeholder: true`",
+                "write the group's real details there and delete the `placeholder: true` line",
+            )
+            for line in lines
+        ]
+    )

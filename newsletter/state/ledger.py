@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from newsletter.model import FINAL, CampaignState, MailKind
 from newsletter.model import DeliveryStatus as Status
+from newsletter.state.bounces import BounceTables
 from newsletter.state.database import iso
 from newsletter.state.members import MemberTables
 
@@ -114,7 +115,7 @@ class Campaign:
         )  # fmt: skip
 
 
-class Ledger(MemberTables):
+class Ledger(BounceTables, MemberTables):
     # campaigns ---------------------------------------------------------------------------------
     def open_campaign(
         self,

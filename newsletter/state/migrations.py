@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 
 from newsletter.errors import ConfigError
+from newsletter.state.answers_tables import V5_ANSWERS
+from newsletter.state.console_tables import V4_CONSOLE
 
 #: 1: the schema of the release before schema versions.  Its files have user_version 0 and these
 #: tables, except perhaps sign-ups and resubscriptions (created on first use back then): every
@@ -91,7 +93,42 @@ V2_TRANSPORT_TOKENS_STOPPED = (
     "ALTER TABLE campaigns ADD COLUMN stopped TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1_SCHEMA, V2_TRANSPORT_TOKENS_STOPPED)
+#: 3: bounces and complaints.  Every report read is kept under its own key (its Message-ID), so a
+#: report read twice (after a crash) counts once; each member's current run of bounces; lifted
+#: "bouncing" marks; and Message-IDs indexed, since a report finds its member by our Message-ID.
+V3_BOUNCES = (
+    """CREATE TABLE bounce_reports (
+    report_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN
+        ('hard', 'soft', 'delayed', 'refused', 'complaint', 'autoreply', 'unrecognised')),
+    address TEXT,
+    counted REAL NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL,
+    announced TEXT
+) WITHOUT ROWID""",
+    "CREATE INDEX bounce_reports_address ON bounce_reports (address, at)",
+    """CREATE TABLE bounce_scores (
+    address TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    times INTEGER NOT NULL,
+    since TEXT NOT NULL,
+    last TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    bouncing_since TEXT,
+    crossed_by TEXT
+) WITHOUT ROWID""",
+    "CREATE TABLE bounce_reactivations (address TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL)",
+    "CREATE INDEX deliveries_message_id ON deliveries (message_id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    V1_SCHEMA,
+    V2_TRANSPORT_TOKENS_STOPPED,
+    V3_BOUNCES,
+    V4_CONSOLE,  # state/console_tables.py
+    V5_ANSWERS,  # state/answers_tables.py
+)
 #: The schema version this code writes.
 LATEST = len(MIGRATIONS)
 
