@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from newsletter.errors import DataError
 from newsletter.settings import Settings
 from newsletter.state.bounces import WEIGHTS, Announcement
 from newsletter.state.ledger import Ledger
+from newsletter.state.locks import held
 
 if TYPE_CHECKING:
     from newsletter.project import Project
@@ -223,18 +224,5 @@ def tell_organisers(project: Project, report: BounceReport, *, now: dt.datetime)
     return told
 
 
-@contextmanager
-def _lock(settings: Settings) -> Iterator[bool]:
-    from filelock import FileLock, Timeout
-
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.state_dir / "bounces.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+def _lock(settings: Settings) -> AbstractContextManager[bool]:
+    return held(settings.state_dir, "bounces", wait=0)

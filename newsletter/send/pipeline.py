@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.errors import DataError, DeliveryError, Problem
 from newsletter.model import Mailing, MailKind, Subscriber
 from newsletter.settings import Settings
+from newsletter.state.locks import held
 from newsletter.timing import Due, upcoming
 
 if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
@@ -215,19 +216,8 @@ class Builder:
 def send_lock(settings: Settings, *, wait: float) -> Iterator[bool]:
     """Hold the send lock while the block runs; yields False (holding nothing) if another run
     kept it for ``wait`` seconds, so cron, the daemon and a manual send never send at once."""
-    from filelock import FileLock, Timeout
-
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.state_dir / "send.lock"))
-    try:
-        lock.acquire(timeout=wait)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with held(settings.state_dir, "send", wait=wait) as got:
+        yield got
 
 
 BUSY = (
