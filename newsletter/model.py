@@ -31,6 +31,40 @@ class Organiser:
     phone: str = ""
 
 
+class Rsvp(StrEnum):
+    """Whether a meeting's reminders ask members if they come: ``rsvp:`` in schedule.yaml."""
+
+    OFF = "off"  # rsvp: false (or group.rsvp: false): no links
+    ON = "on"  # the default: "I'll be there" / "I can't make it"
+    GUESTS = "guests"  # rsvp: {guests: true}: also how many people in all (1 to 6)
+
+
+@dataclass(frozen=True)
+class Discreet:
+    """``group.discreet``: the neutral sender name and subject of discreet mode, so a phone's lock
+    screen shows nothing about the group; also the title of the meeting in a calendar."""
+
+    sender: str = "Meeting reminder"  # the From's display name (the address stays the group's)
+    subject: str = "Reminder for {date}"  # {date}: "Tuesday, December 8"
+    default: bool = False  # true: every member has it unless she turns it off
+
+    def subject_for(self, day: dt.date) -> str:
+        return self.subject.replace("{date}", f"{day:%A}, {day:%B} {day.day}")
+
+    @property
+    def title(self) -> str:
+        """What a calendar shows for a meeting (the .ics SUMMARY) in discreet mode."""
+        return self.sender
+
+
+@dataclass(frozen=True)
+class MemberDefaults:
+    """``group.defaults``: the preferences of a member who never chose her own."""
+
+    reminders: tuple[str, ...] | None = None  # names from reminders:; None: every reminder
+    plain_text: bool = False
+
+
 @dataclass(frozen=True)
 class Group:
     name: str
@@ -40,6 +74,9 @@ class Group:
     organisers: tuple[Organiser, ...] = ()
     reply_to: str = ""
     website: str = ""
+    rsvp: bool = True  # false: no reminder asks who comes (every meeting's rsvp is then OFF)
+    discreet: Discreet | None = None  # None: discreet mode uses Discreet()'s neutral words
+    defaults: MemberDefaults = MemberDefaults()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -70,6 +107,7 @@ class Meeting:
     article: str | None = None  # slug; None means the schedule's default article
     duration: dt.timedelta = dt.timedelta(hours=2)
     line: int | None = None  # where it comes from in schedule.yaml (rule or dated entry)
+    rsvp: Rsvp = Rsvp.ON  # already OFF when group.rsvp is false
     # Lines of the `placeholder: true` marks (an example venue still to replace) this meeting uses.
     placeholders: tuple[int, ...] = field(default=(), compare=False)
 

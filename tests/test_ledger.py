@@ -153,11 +153,11 @@ def test_a_new_file_gets_the_latest_schema(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         assert ledger.campaigns() == [] and ledger.suppressed() == {}
     assert user_version(path) == LATEST
-    assert ALL_TABLES <= tables(path)
+    assert tables(path) >= ALL_TABLES
     assert columns(path, "deliveries")[-1] == "via" and columns(path, "campaigns")[-1] == "stopped"
     with Ledger(path):  # opening again changes nothing
         pass
-    assert user_version(path) == LATEST and ALL_TABLES <= tables(path)
+    assert user_version(path) == LATEST and tables(path) >= ALL_TABLES
 
 
 @pytest.mark.parametrize("signup_tables", [False, True], ids=["signups-never-used", "signups-used"])
@@ -186,7 +186,7 @@ def test_a_file_of_the_release_before_versions_is_upgraded_in_place_with_its_row
         assert ledger.add_signup("h", address="D@example.org", name="D", now=NOW, expired_before=NOW, most=3)
         ledger.remember_tokens([("t", "ann@example.org")])
         assert ledger.address_for_token("t") == "ann@example.org"
-    assert user_version(path) == LATEST and ALL_TABLES <= tables(path)
+    assert user_version(path) == LATEST and tables(path) >= ALL_TABLES
 
 
 def test_a_file_from_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_a_file_from_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -
     message = str(caught.value)
     assert "written by a newer version of newsletter" in message
     assert "upgrade newsletter" in message and "keep the file" in message
-    assert user_version(path) == LATEST + 1 and ALL_TABLES <= tables(path)
+    assert user_version(path) == LATEST + 1 and tables(path) >= ALL_TABLES
 
 
 def test_the_commands_say_so_for_a_newer_file(group: Path, run: CliRunner) -> None:
@@ -273,7 +273,7 @@ def test_processes_opening_an_old_file_at_once_upgrade_it_once(tmp_path: Path) -
         out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err.decode()
         assert out.decode().strip() == "2"
-    assert user_version(path) == LATEST and ALL_TABLES <= tables(path)
+    assert user_version(path) == LATEST and tables(path) >= ALL_TABLES
     assert columns(path, "deliveries").count("via") == 1
 
 

@@ -52,6 +52,27 @@ def _fixable(err: DataError, done: str = "nothing was changed") -> FileProblems:
     return FileProblems("\n".join(lines))
 
 
+def _log(ledger: Any, action: str, detail: str = "") -> None:
+    """A line in the activity log the organisers' console shows, as done on the "command line".
+
+    The log names members by row, never by address (the console shows it in a browser)."""
+    from newsletter.state.console import COMMAND_LINE, record
+
+    record(ledger, COMMAND_LINE, action, detail, now=_now())
+
+
+def _row_of(path: Path, address: str) -> str:
+    from newsletter.inputs.members_edit import load
+
+    try:
+        roster = load(path)
+    except (DataError, OSError):
+        return ""
+    index = roster.find(address)
+    line = roster.members[index].line if index is not None else None
+    return f"row {line}" if line else ""
+
+
 def _when(since: str) -> str:
     moment = dt.datetime.fromisoformat(since)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -118,6 +139,12 @@ def add(ctx: click.Context, address: str, name: str | None, resubscribe: bool) -
             raise click.BadParameter(err.message, param_hint="ADDRESS or --name") from err
         except DataError as err:
             raise _fixable(err) from err
+        if done.outcome != "unchanged" or done.resubscribed:
+            action = {"added": "added a member", "updated": "changed a member's name"}.get(
+                done.outcome, "re-subscribed a member"
+            )
+            row = _row_of(_members_file(settings), done.address)
+            _log(ledger, action, row + ("; re-subscribed (--resubscribe)" if done.resubscribed else ""))
     said = {
         "added": f"Added {done.address} to {LIST_FILE}.",
         "updated": f"Updated the name of {done.address} in {LIST_FILE}.",
@@ -156,12 +183,14 @@ def remove(ctx: click.Context, address: str) -> None:
                     "or remove the sender's address instead"
                 )
             key = found
+        row = _row_of(path, key)
         try:
             removed = unsubscribe(path, ledger, key, source="remove", now=_now())
         except DataError as err:
             raise _fixable(
                 err, f"{key} is recorded as unsubscribed and gets no more mail, but its row is left in place"
             ) from err
+        _log(ledger, "unsubscribed a member", row if removed else "an address not on the list")
     if removed:
         click.echo(f"Removed {key} from {LIST_FILE}; it gets no more mail.")
     else:
@@ -187,6 +216,12 @@ def import_(ctx: click.Context, file: Path) -> None:
                 lines = [*map(str, err.problems), f"{file.name} cannot be imported: nothing was changed"]
                 raise FileProblems("\n".join(lines)) from err
             raise _fixable(err) from err
+        _log(
+            ledger,
+            "imported a file",
+            f"{file.name}: {len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} already there, {len(report.skipped)} skipped",
+        )
     click.echo(
         f"Imported {file.name} into {LIST_FILE}: {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} already there, {len(report.skipped)} skipped."

@@ -19,10 +19,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from newsletter.errors import FieldError
 from newsletter.inputs import schedule_values as fields
 from newsletter.inputs.yaml_lines import key_line
-from newsletter.model import Meeting, ReminderRule, Venue
+from newsletter.model import Meeting, ReminderRule, Rsvp, Venue
 
 MEETINGS_KEYS = ("every", "from", "until", "dates")
-RULE_KEYS = ("weekday", "week", "months", "time", "venue", "title", "details", "duration")
+RULE_KEYS = ("weekday", "week", "months", "time", "venue", "title", "details", "duration", "rsvp")
 ENTRY_KEYS = ("date", "weekday", "cancelled", "note", "article", *RULE_KEYS[3:])
 VENUE_KEYS = ("name", "address", "note", "placeholder")
 ENTRY_EXAMPLE = "- date: 2026-12-08"
@@ -55,6 +55,7 @@ class _Rule:
     details: str
     duration: dt.timedelta
     line: int | None
+    rsvp: Rsvp = Rsvp.ON
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class _Entry:
     note: str
     article: str | None
     duration: dt.timedelta | None
+    rsvp: Rsvp | None = None  # None: as the rule says (else on)
 
 
 def read_meetings(r: fields.Reader, top: CommentedMap, today: dt.date | None) -> list[Meeting]:
@@ -149,9 +151,10 @@ def _rule(r: fields.Reader, value: Any, line: int | None) -> _Rule | None:
     title = r.get(node, "title", fields.header_text) or DEFAULT_TITLE
     details = r.get(node, "details", fields.text) or ""
     length = r.get(node, "duration", fields.duration) or DEFAULT_DURATION
+    asks = r.get(node, "rsvp", fields.rsvp) or Rsvp.ON
     if day is None or week is None or months is None or time is None or r.doubtful(node):
         return None
-    return _Rule(day, week, months, time, venue, title, details, length, line)
+    return _Rule(day, week, months, time, venue, title, details, length, line, asks)
 
 
 def _months(r: fields.Reader, node: CommentedMap) -> tuple[int, ...] | None:
@@ -215,6 +218,7 @@ def _entry(r: fields.Reader, node: CommentedMap, line: int | None, near: dt.date
         note=r.get(node, "note", fields.text) or "",
         article=r.get(node, "article", fields.slug),
         duration=r.get(node, "duration", fields.duration),
+        rsvp=r.get(node, "rsvp", fields.rsvp),
     )
     return entry if day is not None else None
 
@@ -263,6 +267,7 @@ def _merge(r: fields.Reader, rule: _Rule | None, days: list[dt.date], entries: l
                 rule.details,
                 duration=rule.duration,
                 line=rule.line,
+                rsvp=rule.rsvp,
                 placeholders=marks,
             )
     rule_days = set(days)
@@ -309,6 +314,7 @@ def _entry_meeting(r: fields.Reader, rule: _Rule | None, entry: _Entry, usual: d
         article=entry.article,
         duration=entry.duration or (rule.duration if rule else DEFAULT_DURATION),
         line=entry.line,
+        rsvp=entry.rsvp or (rule.rsvp if rule else Rsvp.ON),
         placeholders=_marks(place),
     )
 

@@ -8,8 +8,10 @@ error per run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pathlib
+import re
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -21,12 +23,20 @@ from newsletter.inputs import schedule_values as fields
 from newsletter.inputs.limits import SCHEDULE_MAX_BYTES, read_capped, too_large
 from newsletter.inputs.meetings import check_reminders_fit, placeholders, read_meetings, venue_addresses
 from newsletter.inputs.yaml_lines import key_line, load_yaml
-from newsletter.model import Group, Organiser, ReminderRule, Schedule
+from newsletter.model import Discreet, Group, MemberDefaults, Organiser, ReminderRule, Rsvp, Schedule
 
 __all__ = ["article_refs", "load_schedule", "parse_schedule", "read_schedule_text"]
 
 TOP_KEYS = ("group", "reminders", "article", "meetings")
-GROUP_KEYS = ("name", "mission", "timezone", "sender", "organisers", "reply_to", "website")
+GROUP_KEYS = (
+    "name", "mission", "timezone", "sender", "organisers", "reply_to", "website",
+    "rsvp", "discreet", "defaults",
+)  # fmt: skip
+DISCREET_KEYS = ("sender", "subject", "default")
+DEFAULTS_KEYS = ("reminders", "plain_text")
+#: Words a discreet sender or subject must not contain (beside the group's name): what the lock screen
+#: of a phone must not show.
+TELLING_WORDS = ("cancer",)
 ORGANISER_KEYS = ("name", "email", "phone")
 REMINDER_KEYS = ("name", "before", "at")
 ORGANISER_EXAMPLE = "- {name: Margaret, email: margaret@example.org}"
@@ -81,6 +91,10 @@ def parse_schedule(text: str, path: str = "schedule.yaml", *, today: dt.date | N
     article = r.get(top, "article", fields.slug)
     meetings = read_meetings(r, top, today)
     check_reminders_fit(r, reminders, meetings)
+    if group is not None:
+        group = dataclasses.replace(group, defaults=_member_defaults(r, top["group"], reminders))
+        if not group.rsvp:
+            meetings = [dataclasses.replace(m, rsvp=Rsvp.OFF) for m in meetings]
     if r.problems or group is None:
         raise DataError(r.problems)
     return Schedule(
@@ -159,9 +173,94 @@ def _group(r: fields.Reader, top: CommentedMap) -> Group | None:
     reply_to = r.get(node, "reply_to", partial(fields.mailbox, need_name=False, example_name=example))
     website = r.get(node, "website", fields.website)
     organisers = _organisers(r, node)
+    asks = r.get(node, "rsvp", fields.flag)
+    discreet = _discreet(r, node, name)
     if name is None or timezone is None or sender is None:
         return None
-    return Group(name, mission, timezone, sender, organisers, reply_to or "", website or "")
+    return Group(
+        name, mission, timezone, sender, organisers, reply_to or "", website or "",
+        rsvp=asks is not False, discreet=discreet,
+    )  # fmt: skip
+
+
+def _discreet(r: fields.Reader, group: CommentedMap, name: str | None) -> Discreet | None:
+    """``discreet:``: words that tell nothing about the group, for From, Subject and calendars."""
+    if "discreet" not in group:
+        return None
+    example = 'discreet: {sender: "Tuesday group", subject: "Reminder for {date}"}'
+    node = r.mapping(
+        group["discreet"], key_line(group, "discreet"), "discreet", DISCREET_KEYS, example=example
+    )
+    if node is None:
+        return None
+    base = Discreet()
+    sender = r.get(node, "sender", partial(_neutral, group_name=name)) or base.sender
+    subject = r.get(node, "subject", partial(_neutral, group_name=name)) or base.subject
+    default = bool(r.get(node, "default", fields.flag))
+    return Discreet(sender, subject, default)
+
+
+def _neutral(value: object, key: str, *, group_name: str | None) -> str:
+    """A discreet sender name or subject: one line that names neither the group nor its cause."""
+    raw = fields.header_text(value, key)
+    telling = [
+        w for w in ((group_name or "").strip(), *TELLING_WORDS) if w and w.casefold() in raw.casefold()
+    ]
+    where = "the lock screen of a phone shows it to anyone nearby"
+    if telling:
+        shown = "the group's name" if telling[0] == (group_name or "").strip() else f'the word "{telling[0]}"'
+        raise FieldError(
+            f"the discreet {key} {fields.show(value)} contains {shown}",
+            f"write something that tells nothing about the group, like {DISCREET_EXAMPLES[key]} ({where})",
+        )
+    if key == "sender" and ("@" in raw or "<" in raw):
+        raise FieldError(
+            f"the discreet sender {fields.show(value)} should be a name only",
+            'write a name like sender: "Tuesday group" (mail still comes from the group\'s address)',
+        )
+    if key == "subject" and re.search(r"[{}]", raw.replace("{date}", "")):
+        raise FieldError(
+            f"the discreet subject {fields.show(value)} has {{ }} other than {{date}}",
+            'write it like subject: "Reminder for {date}" ({date} becomes the meeting\'s date)',
+        )
+    return raw
+
+
+DISCREET_EXAMPLES = {"sender": '"Tuesday group"', "subject": '"Reminder for {date}"'}
+
+
+def _member_defaults(
+    r: fields.Reader, group: CommentedMap, reminders: tuple[ReminderRule, ...]
+) -> MemberDefaults:
+    """``defaults:``: what a member who never chose her own preferences gets."""
+    example = "defaults: {reminders: [day-before], plain_text: false}"
+    if not isinstance(group, CommentedMap) or "defaults" not in group:
+        return MemberDefaults()
+    node = r.mapping(
+        group["defaults"], key_line(group, "defaults"), "defaults", DEFAULTS_KEYS, example=example
+    )
+    if node is None:
+        return MemberDefaults()
+    plain = bool(r.get(node, "plain_text", fields.flag))
+    value, line = node.get("reminders"), key_line(node, "reminders")
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return MemberDefaults(None, plain)
+    items = [value] if isinstance(value, str) else value
+    known = [rule.name for rule in reminders]
+    if not isinstance(items, list) or not items:
+        hint = f"list names from reminders:, like reminders: [{known[-1] if known else 'day-before'}]"
+        r.add(line, f"defaults: reminders {fields.show(value)} is not a list of reminders", hint)
+        return MemberDefaults(None, plain)
+    names: list[str] = []
+    for index, item in enumerate(items):
+        at = key_line(items, index) if isinstance(items, CommentedSeq) else line
+        if not isinstance(item, str) or item.strip() not in known:
+            guess = fields.close_match(str(item), known) if isinstance(item, str) else None
+            hint = f"did you mean {guess}?" if guess else "the reminders are " + ", ".join(known)
+            r.add(at, f"defaults: {fields.show(item)} is not the name of a reminder", hint)
+        elif item.strip() not in names:
+            names.append(item.strip())
+    return MemberDefaults(tuple(names), plain)
 
 
 def _organisers(r: fields.Reader, group: CommentedMap) -> tuple[Organiser, ...]:

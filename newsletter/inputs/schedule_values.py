@@ -24,6 +24,7 @@ from newsletter.inputs.clock_times import clock as clock  # re-exported: schedul
 from newsletter.inputs.header_text import header_problem
 from newsletter.inputs.timezones import region_zone
 from newsletter.inputs.yaml_lines import key_line
+from newsletter.model import Rsvp
 
 WEEKDAYS = tuple(calendar.day_name)  # Monday .. Sunday, index = dt.date.weekday()
 MONTHS = tuple(calendar.month_name)[1:]  # January .. December, index + 1 = month number
@@ -292,6 +293,31 @@ def flag(value: Any, key: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("yes", "true", "no", "false"):
         return value.strip().lower() in ("yes", "true")
     raise FieldError(f"{key} {show(value)} is not true or false", f"write {key}: true, or remove the line")
+
+
+RSVP_EXAMPLE = "rsvp: {guests: true} (asks how many people come), rsvp: false (asks nothing)"
+
+
+def rsvp(value: Any, key: str = "rsvp") -> Rsvp:
+    """``rsvp: true``/``false``, or ``rsvp: {guests: true}`` to ask how many people come in all."""
+    if isinstance(value, CommentedMap):
+        unknown = [str(k) for k in value if k != "guests"]
+        if unknown:
+            hint = f"{unknown_key_hint(unknown[0], ('guests',))}; write {RSVP_EXAMPLE}"
+            raise FieldError(f"unknown key '{unknown[0]}' in {key}:", hint)
+        if value.get("guests") is None:
+            raise FieldError(f"{key}: says nothing", f"write {RSVP_EXAMPLE}")
+        try:
+            return Rsvp.GUESTS if flag(value["guests"], "guests") else Rsvp.ON
+        except FieldError as err:
+            raise FieldError(err.message, f"write {RSVP_EXAMPLE}") from None
+    if isinstance(value, str) and value.strip().lower() == "guests":
+        return Rsvp.GUESTS
+    try:
+        return Rsvp.ON if flag(value, key) else Rsvp.OFF
+    except FieldError:
+        message = f"{key} {show(value)} is not true, false or {{guests: true}}"
+        raise FieldError(message, f"write {RSVP_EXAMPLE}") from None
 
 
 def email_address(value: Any, key: str) -> str:

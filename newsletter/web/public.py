@@ -1,7 +1,8 @@
 """`newsletter serve`: the public pages behind NEWSLETTER_PUBLIC_URL (Starlette, served by uvicorn).
 
-One-click unsubscribe (RFC 8058), the footer's unsubscribe page (``unsubscribe``) and a double opt-in
-sign-up (``signup``), on what every page shares (``pages``).  A GET never changes anything, because
+One-click unsubscribe (RFC 8058), the footer's unsubscribe page (``unsubscribe``), a double opt-in
+sign-up (``signup``), members' answers: RSVP and preferences (``answers``), and the calendar feed
+(``calendar_feed``), on what every page shares (``pages``).  A GET never changes anything, because
 mail scanners follow links; a POST from another site's page is refused (``Pages.from_elsewhere``).
 Every answer about a token or an address is the same whatever the list holds, so the pages never
 tell whether someone is a member, and nothing here logs an address or a token.
@@ -15,10 +16,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.project import Project
+from newsletter.web.admin import console_app
+from newsletter.web.answers import AnswerPages
+from newsletter.web.calendar_feed import CalendarPages
 from newsletter.web.pages import CONFIRM_HOURS, EXPIRES, RequestLimit
 from newsletter.web.signup import PENDING_PER_ADDRESS, PENDING_PER_DOMAIN, SignupPages
 from newsletter.web.unsubscribe import UnsubscribePages
@@ -51,7 +55,7 @@ SECURITY_HEADERS = [
 ]
 
 
-class Site(SignupPages, UnsubscribePages):
+class Site(SignupPages, UnsubscribePages, AnswerPages, CalendarPages):
     """Everything the pages need; the request handlers are its methods."""
 
     async def stylesheet(self, request: Request) -> Response:
@@ -89,7 +93,8 @@ class SecurityHeaders:
 
 
 def create_app(project: Project, **options: Any) -> Starlette:
-    """The Starlette app; ``options`` go to Site (base_url, clock, limit, unsubscribe_limit, lock_wait)."""
+    """The Starlette app: the members' pages, and the organisers' console under /admin; ``options`` go to
+    Site (base_url, clock, limit, unsubscribe_limit, answers_limit, lock_wait)."""
     site = Site(project, **options)
     routes = [
         Route("/", site.home),
@@ -101,6 +106,21 @@ def create_app(project: Project, **options: Any) -> Starlette:
         Route("/signup", site.signup, methods=["POST"]),
         Route("/confirm/{token}", site.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", site.confirm, methods=["POST"]),
+        Route("/rsvp/{token}/{answer}", site.rsvp_page, methods=["GET"]),
+        Route("/rsvp/{token}/{answer}", site.rsvp, methods=["POST"]),
+        Route("/preferences/{token}", site.preferences_page, methods=["GET"]),
+        Route("/preferences/{token}", site.preferences, methods=["POST"]),
+        Route("/preferences.css", site.answers_stylesheet),
+        Route("/calendar.ics", site.calendar, methods=["GET"]),
+        # The organisers' console: its own sessions, CSRF, headers and (for CSV uploads) body limit.
+        Mount(
+            "/admin",
+            app=console_app(
+                project,
+                base_url=site.base_url,
+                **{k: options[k] for k in ("clock", "lock_wait") if k in options},
+            ),
+        ),
     ]
     app = Starlette(routes=routes, max_body_size=16 * 1024)
     app.add_middleware(SecurityHeaders)

@@ -1,0 +1,335 @@
+"""The fast path builds the bytes the reference path would, for every template feature.
+
+Fast path: what `send` builds per member (``prepare(...).build(member, now=...)``): the mailing
+rendered once, member values filled in, hand-built quoted-printable and MIME.
+Reference path: a full render for that member alone (``MailRenderer.render_member``: Jinja +
+premailer), put into an ``email.message.EmailMessage`` with the same headers and serialised with
+``as_bytes()``.
+
+Both are parsed back with ``email.message_from_bytes(policy=policy.default)`` and must agree: the
+same headers apart from Message-ID and Date, the same decoded text and HTML, the same attachment.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from newsletter.compose.invite import invitation
+from newsletter.model import Mailing, MailKind, snapshot
+from newsletter.project import Project, load_project
+from newsletter.send.pipeline import Prepared, list_id, prepare
+from newsletter.settings import resolve
+from newsletter.timing import Due
+from newsletter.tokens import unsubscribe_token
+
+try:
+    from newsletter.timing import next_due
+except ImportError:  # the older name
+    from newsletter.timing import next_mailing as next_due  # type: ignore[attr-defined,no-redef]
+
+#: Before the sample's first reminder: the next one due is the dinner's week-before reminder.
+NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+DINNER = dt.date(2026, 12, 8)
+LONG = "Maria-Magdalena Alexandrina Konstantinopoulou-Vanderbilt de la Fuente y Ólafsdóttir-Žukauskienė"
+
+#: (email, name): with and without a name, non-ASCII, and what HTML escaping or quoting could trip on.
+MEMBERS = [
+    ("linda.harper@example.org", "Linda Harper"),
+    ("friend.of.group@example.org", ""),
+    ("zoe.martin@example.org", "Zoë Martin"),
+    ("siobhan@example.org", "Siobhán O'Brien"),
+    ("li@example.org", "李小龙"),
+    ("emoji@example.org", "Rose 🌸"),
+    ("tom.jerry@example.org", "Tom & Jerry"),
+    ("angle@example.org", "<b>Bold</b> > all"),
+    ("quotes@example.org", 'Ann "Nan" O\'Neil'),
+    ("entity@example.org", "&amp; &lt;not a tag&gt;"),
+    ("long@example.org", LONG),
+    ("dot@example.org", ". Dot"),
+]
+
+CANCELLED_LATER = "Room unavailable; see you in August."
+#: The sample schedule's commented-out example, switched on: a cancelled meeting in the rest-of-year list.
+CANCEL_EXAMPLE = (
+    "    # - {date: 2027-06-08, weekday: Tuesday, cancelled",
+    "    - {date: 2027-06-08, weekday: Tuesday, cancelled",
+)
+DINNER_TIME = (
+    '      title: Planning dinner\n      time: "18:00"',
+    '      title: Planning dinner\n      time: "18:30"',
+)
+DINNER_CANCELLED = (
+    "      title: Planning dinner\n",
+    "      title: Planning dinner\n      cancelled: true\n"
+    "      note: The restaurant is closed that week; we will plan by email.\n",
+)
+IF_NAME_HTML = (
+    '{% if member.name %}<p class="lead">Welcome back, {{ member.name }}!</p>'
+    '{% else %}<p class="lead">Welcome, friend!</p>{% endif %}'
+)
+IF_NAME_TEXT = "{% if member.name %}Welcome back, {{ member.name }}!{% else %}Welcome, friend!{% endif %}"
+
+
+def edit(group: Path, path: str, old: str, new: str) -> None:
+    file = group / path
+    text = file.read_text(encoding="utf-8")
+    assert old in text, f"{path} changed: {old!r} not found"
+    file.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def after_greeting(group: Path, name: str, text: str) -> None:
+    anchor = '<p class="greeting">{{ greeting }}</p>\n' if name.endswith(".html") else "{{ greeting }}\n"
+    edit(group, f"templates/{name}", anchor, anchor + text + "\n")
+
+
+def write_members(group: Path) -> None:
+    with (group / "subscribers.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["email", "name", "joined"])
+        for i, (email, name) in enumerate(MEMBERS):
+            writer.writerow([email, name, f"2019-0{1 + i % 9}-14"])
+
+
+def load(group: Path) -> Project:
+    return load_project(resolve(group, environ={}))
+
+
+@dataclass
+class Mailout:
+    project: Project
+    due: Due
+    sequence: int
+    prep: Prepared
+
+
+def reminder(group: Path) -> Mailout:
+    project = load(group)
+    due = next_due(project.schedule, NOW)
+    assert due is not None and due.mailing.meeting.date == DINNER and due.mailing.kind == MailKind.REMINDER
+    return Mailout(project, due, 0, prepare(project, due, now=NOW, columns=project.columns()))
+
+
+def change_notice(group: Path, change: tuple[str, str]) -> Mailout:
+    """A change notice for the dinner, as the tick opens one after ``change`` to schedule.yaml."""
+    told = load(group).schedule.meeting_on(DINNER)
+    assert told is not None
+    edit(group, "schedule.yaml", *change)
+    project = load(group)
+    meeting = project.schedule.meeting_on(DINNER)
+    assert meeting is not None
+    mailing = Mailing.for_change(meeting, "change-1", snapshot(told))
+    due = Due(mailing, NOW, meeting.start(project.schedule.group.tz))
+    prep = prepare(project, due, now=NOW, columns=project.columns(), sequence=1)
+    return Mailout(project, due, 1, prep)
+
+
+def reference(out: Mailout, member_index: int) -> bytes:
+    """The reference path: full per-member render → EmailMessage → as_bytes()."""
+    project, prep = out.project, out.prep
+    settings, schedule, meeting = project.settings, project.schedule, out.due.mailing.meeting
+    member = list(project.members())[member_index]
+    html, text = prep.renderer.render_member(prep.context, prep.factory.member_values(member))
+    token = unsubscribe_token(settings.secret, member.key)
+    unsubscribe = f"<mailto:{settings.reply_to}?subject=unsubscribe%20{token}>"
+    if settings.public_url:
+        unsubscribe += f", <{settings.public_url.rstrip('/')}/unsubscribe/{token}>"
+    msg = EmailMessage()
+    msg["From"] = settings.sender
+    msg["Subject"] = prep.renderer.subject(prep.context)
+    if settings.reply_to != settings.sender_address:
+        msg["Reply-To"] = settings.reply_to
+    msg["List-Id"] = list_id(schedule.group.name, settings.sender_domain)
+    msg["To"] = Address(display_name=member.name, addr_spec=member.email)
+    msg["Date"] = format_datetime(NOW)
+    msg["Message-ID"] = make_msgid(domain=settings.sender_domain)
+    msg["List-Unsubscribe"] = unsubscribe
+    if settings.public_url:
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    cancel = out.due.mailing.kind == MailKind.CHANGE and meeting.cancelled
+    ics = invitation(
+        schedule,
+        meeting,
+        domain=settings.sender_domain,
+        stamp=NOW,
+        sequence=out.sequence,
+        cancel=cancel,
+        organizer=settings.sender_address,
+    )
+    msg.add_attachment(
+        ics,
+        maintype="text",
+        subtype="calendar",
+        filename="meeting.ics",
+        params={"method": "CANCEL" if cancel else "PUBLISH"},
+    )
+    return msg.as_bytes()
+
+
+def parse(data: bytes) -> EmailMessage:
+    msg = message_from_bytes(data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def headers(msg: EmailMessage) -> list[tuple[str, object]]:
+    """Top-level headers, decoded: addresses as (display name, address); MIME framing by type only."""
+    out: list[tuple[str, object]] = []
+    for name, value in msg.items():
+        key = name.lower()
+        if key in ("date", "message-id"):
+            continue
+        if key == "content-type":
+            out.append((key, msg.get_content_type()))  # not the boundary, which is random
+        elif hasattr(value, "addresses"):
+            out.append((key, tuple((a.display_name, a.addr_spec) for a in value.addresses)))
+        else:
+            out.append((key, " ".join(str(value).split())))
+    return sorted(out, key=repr)
+
+
+def attachments(msg: EmailMessage) -> list[tuple[str, str | None, object, bytes]]:
+    out: list[tuple[str, str | None, object, bytes]] = []
+    for part in msg.iter_attachments():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        out.append((part.get_content_type(), part.get_filename(), part.get_param("method"), payload))
+    return out
+
+
+def body(msg: EmailMessage, kind: str) -> str:
+    part = msg.get_body((kind,))
+    assert part is not None, f"no text/{kind} part"
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+def assert_same(fast_bytes: bytes, reference_bytes: bytes, who: str) -> tuple[str, str]:
+    fast, ref = parse(fast_bytes), parse(reference_bytes)
+    assert not fast.defects and not ref.defects, (fast.defects, ref.defects)
+    assert headers(fast) == headers(ref), who
+    assert [p.get_content_type() for p in fast.walk()] == [p.get_content_type() for p in ref.walk()], who
+    text, html = body(fast, "plain"), body(fast, "html")
+    # Both parsed from the wire form, so both decode with CRLF line ends … except that
+    # EmailMessage.as_bytes() writes LF: compare line by line.
+    assert text.splitlines() == body(ref, "plain").splitlines(), f"{who}: text/plain differs"
+    assert html.splitlines() == body(ref, "html").splitlines(), f"{who}: text/html differs"
+    assert attachments(fast) == attachments(ref), f"{who}: attachment differs"
+    return text, html
+
+
+def check_every_member(out: Mailout) -> list[tuple[str, str]]:
+    members = list(out.project.members())
+    assert [m.email for m in members] == [e for e, _ in MEMBERS]
+    bodies = []
+    for i, member in enumerate(members):
+        data = out.prep.build(member, now=NOW).data
+        bodies.append(assert_same(data, reference(out, i), repr(member.name or member.email)))
+    return bodies
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- the cases ---------------------------------------------------------------------------------------
+
+
+def case_reminder(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    """The dinner's reminder: venue with a note, and a cancelled meeting in the rest-of-year list."""
+    edit(group, "schedule.yaml", *CANCEL_EXAMPLE)
+    out = reminder(group)
+    assert out.prep.renderer.fast
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        text, html = bodies[0]
+        for content in (text, html):
+            assert "We have a private room reserved." in flat(content)
+            assert "Cancelled." in flat(content) and CANCELLED_LATER in flat(content)
+        assert "Dear Linda Harper," in text and "Hello," in bodies[1][0]
+
+    return out, expect
+
+
+def case_change_time(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    out = change_notice(group, DINNER_TIME)
+    assert out.prep.renderer.fast
+    assert out.prep.factory.rendered.subject.startswith("Changed: Planning dinner")
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        assert "Time: was 6:00 PM, now 6:30 PM" in flat(bodies[0][0])
+
+    return out, expect
+
+
+def case_change_cancelled(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    out = change_notice(group, DINNER_CANCELLED)
+    assert out.prep.factory.rendered.subject.startswith("Cancelled: Planning dinner")
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        assert "The restaurant is closed that week" in flat(bodies[0][1])
+
+    return out, expect
+
+
+def case_if_member_name(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    """A template using a member value in logic: each member is rendered in full."""
+    after_greeting(group, "reminder.html", IF_NAME_HTML)
+    after_greeting(group, "reminder.txt", IF_NAME_TEXT)
+    out = reminder(group)
+    assert not out.prep.renderer.fast
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        assert "Welcome back, Linda Harper!" in bodies[0][0] and "Welcome back, Linda Harper!" in bodies[0][1]
+        assert "Welcome, friend!" in bodies[1][0] and "Welcome, friend!" in bodies[1][1]
+        assert "Welcome back, Tom &amp; Jerry!" in bodies[6][1]
+
+    return out, expect
+
+
+def case_member_values(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    """Member values printed in text, in HTML text and in an HTML attribute."""
+    after_greeting(
+        group,
+        "reminder.html",
+        '<p class="lead"><a title="{{ member.name }}" href="mailto:{{ member.email }}">{{ member.name }}</a>'
+        " joined {{ member.joined }}</p>",
+    )
+    after_greeting(group, "reminder.txt", "{{ member.name }} <{{ member.email }}> joined {{ member.joined }}")
+    out = reminder(group)
+    assert out.prep.renderer.fast
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        assert "Tom & Jerry <tom.jerry@example.org> joined" in bodies[6][0]
+        assert ">Tom &amp; Jerry</a> joined" in bodies[6][1]
+
+    return out, expect
+
+
+CASES = {
+    "reminder-dinner-venue-note-cancelled-later": case_reminder,
+    "change-notice-time": case_change_time,
+    "change-notice-cancelled": case_change_cancelled,
+    "if-member-name": case_if_member_name,
+    "member-values-text-html-attribute": case_member_values,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_path_equals_reference(group: Path, case: str) -> None:
+    write_members(group)
+    out, expect = CASES[case](group)
+    expect(check_every_member(out))
