@@ -290,7 +290,8 @@ def export(ctx: click.Context, file: Path | None) -> None:
 @click.option("--port", default=8025, show_default=True, type=int, help="Port to listen on.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """The public pages behind NEWSLETTER_PUBLIC_URL: unsubscribe and sign-up."""
+    """The web pages: members' (unsubscribe, sign-up, RSVP, preferences, calendar feed) and the
+    organisers' console under /admin."""
     from newsletter.web.public import serve as run_server
 
     project = ctx.find_root().obj.project(check_subscribers=False)
@@ -303,4 +304,5 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             err=True,
         )
     click.echo(f"Serving on http://{host}:{port}" + (f" for {public}" if public else "") + " (Ctrl+C stops)")
+    click.echo(f"The organisers' console: {public or f'http://{host}:{port}'}/admin")
     run_server(project, host=host, port=port)
