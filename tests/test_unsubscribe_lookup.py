@@ -132,7 +132,7 @@ def test_the_mailto_token_removes_a_remembered_member_in_one_lookup(
 ) -> None:
     gone = "moved.away@example.org"  # no longer in the file, never in a delivery row
     remember(group, gone)
-    code, out, err = run(group, "subscribers", "remove", token_for(group, gone))
+    code, out, err = run(group, "subscribers", "remove", "--", token_for(group, gone))
     assert code == 0, err
     assert "recorded as unsubscribed" in out and hmacs == [gone]
     with Ledger(group / STATE) as ledger:
