@@ -13,6 +13,7 @@ from newsletter.inputs.sending_list import read_for_sending
 from newsletter.jobs import wanted
 from newsletter.model import FINAL, MailKind
 from newsletter.project import Project
+from newsletter.send.choices import Choices
 from newsletter.send.pipeline import ledger_id
 from newsletter.state.ledger import Ledger
 from newsletter.timing import Due, Window, plan
@@ -56,8 +57,12 @@ def would_send(project: Project, due: Due, *, now: dt.datetime) -> DryRun:
         suppressed = ledger.suppressed() if ledger else {}
         only = ledger.enqueued(due.id) if ledger and due.mailing.kind == MailKind.CHANGE else None
         members, rows = read_for_sending(project.subscribers_path)
+        choices = Choices.read(ledger, project, due.mailing) if ledger else None
         for member in map(as_written, members):
             if only is not None and member.key not in only:
+                continue
+            if choices is not None and not choices.wants(member.key):
+                plan.skip("her own choice (fewer reminders, or paused)", member.line)
                 continue
             row = ledger.statuses(cid, [member.key]).get(member.key) if ledger else None
             if member.key in suppressed:

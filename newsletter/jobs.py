@@ -205,10 +205,47 @@ def tick(
             for due in todo:
                 if stop is not None and stop.is_set():
                     break
-                _deliver(
+                sent = _deliver(
                     project, ledger, due, report, clock=clock, progress_factory=progress_factory, stop=stop
                 )
+                if sent and (line := tell_answers(project, ledger, due, now=clock())) is not None:
+                    report.lines.append(line)
     return report
+
+
+def tell_answers(project: Project, ledger: Ledger, due: Due, *, now: dt.datetime) -> str | None:
+    """With the run of a meeting's last reminder (the day-before, in the sample), one short mail to the
+    organisers: "Planning dinner, Tue Dec 8: 12 coming (15 people), 4 can't come, 19 no answer".
+    Once per meeting (the ledger's meta), and only for a meeting that asks who comes."""
+    from newsletter.model import Rsvp
+    from newsletter.send.choices import answer_counts, answers_line, member_keys
+    from newsletter.timing import reminders_for
+
+    meeting = due.mailing.meeting
+    if due.mailing.kind != MailKind.REMINDER or meeting.rsvp == Rsvp.OFF or meeting.cancelled:
+        return None
+    dues = reminders_for(project.schedule, meeting)
+    if not dues or dues[-1].id != due.id:
+        return None
+    key = f"answers-told:{ledger_id(project.settings, meeting.key)}"
+    if ledger.get_meta(key) is not None:
+        return None
+    from newsletter.organisers import Contacts, mail
+
+    line = answers_line(meeting, answer_counts(ledger, meeting.key, member_keys(project, ledger)))
+    mail(
+        project.settings,
+        Contacts.of(project),
+        subject=f"Newsletter: who is coming to the {meeting.title}, {meeting.date:%a} {meeting.date:%b} "
+        f"{meeting.date.day}",
+        body=f"{line}\n\nMembers may change their answer until the meeting starts: "
+        "`newsletter upcoming` on the server (or the console's overview) shows the latest counts.",
+        topic=f"answers:{meeting.key}",
+        now=now,
+    )
+    ledger.set_meta(key, now.isoformat())
+    log.info("%s", line)
+    return f"answers: {line}"
 
 
 def _deliver(
@@ -220,7 +257,8 @@ def _deliver(
     clock: Clock,
     progress_factory: Callable[[], Progress] | None,
     stop: threading.Event | None,
-) -> None:
+) -> bool:
+    """Send one mailing; False when a mistake in the files blocked it."""
     from newsletter.organisers import Contacts, all_clear, tell_once
     from newsletter.send.loop import send_mailing
 
@@ -230,7 +268,7 @@ def _deliver(
     except DataError as err:
         report.lines.append(_blocked(project, ledger, due, err, now=clock()))
         report.problems += 1
-        return
+        return False
     contacts = Contacts.of(project)
     all_clear(project.settings, ledger, contacts, topic=f"blocked:{due.id}", now=clock())
     tell_once(
@@ -256,6 +294,7 @@ def _deliver(
     report.lines.append(line)
     report.sent += result.counts["sent"]
     report.problems += sum(left.values())
+    return True
 
 
 #: A blocked reminder whose window closes within this gets a last warning (once).

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from newsletter.compose.context import date_text, time_text
 from newsletter.errors import DataError, NewsletterError, Problem
-from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Subscriber
+from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Rsvp, Subscriber
 from newsletter.project import Project, load_project
+from newsletter.send.choices import answers_line
 from newsletter.send.pipeline import prepare
 from newsletter.settings import Settings
+from newsletter.state.answers import RsvpCounts
 from newsletter.state.ledger import Campaign, Ledger
 from newsletter.timing import Due, Window, plan, reminders_for, upcoming
 
@@ -28,6 +30,8 @@ def reminder_state(due: Due, ledger: Ledger | None, now: dt.datetime) -> str:
     total = sum(counts.values())
     if campaign and campaign.state == "skipped":
         return f"skipped: {campaign.reason}"
+    if campaign and campaign.state == "done" and not counts:
+        return "done: no member wants this reminder (their own choices)"
     if counts:
         sent = counts.get("sent", 0)
         parts = [f"sent {sent}/{total - counts.get('suppressed', 0) - counts.get('removed', 0)}"]
@@ -46,6 +50,7 @@ def upcoming_lines(project: Project, *, now: dt.datetime) -> list[str]:
         return ["No upcoming meetings in schedule.yaml."]
     ledger = _ledger(project)
     lines = []
+    answers = _Answers(project, ledger)
     try:
         for meeting in meetings:
             where = f" — {meeting.venue.name}" if meeting.venue.name else ""
@@ -55,6 +60,7 @@ def upcoming_lines(project: Project, *, now: dt.datetime) -> list[str]:
                 lines.extend(change_lines(ledger, meeting))
                 continue
             lines.append(head)
+            lines.extend(f"    answers: {counts}" for counts in answers.of(meeting))
             lines.extend(change_lines(ledger, meeting))
             for due in reminders_for(schedule, meeting):
                 at = due.at.astimezone(tz)
@@ -66,6 +72,53 @@ def upcoming_lines(project: Project, *, now: dt.datetime) -> list[str]:
         if ledger:
             ledger.close()
     return lines
+
+
+class _Answers:
+    """The RSVP counts of meetings that asked (the list read once, when first needed)."""
+
+    def __init__(self, project: Project, ledger: Ledger | None) -> None:
+        self.project, self.ledger = project, ledger
+        self._members: frozenset[str] | None = None
+
+    def members(self) -> frozenset[str]:
+        if self._members is None:
+            from newsletter.send.choices import member_keys
+
+            try:
+                self._members = member_keys(self.project, self.ledger) if self.ledger else frozenset()
+            except (DataError, OSError):  # `check` says what is wrong with the list
+                self._members = frozenset()
+        return self._members
+
+    def of(self, meeting: Meeting) -> list[RsvpCounts]:
+        """The counts, once a reminder asked or someone answered ([] otherwise)."""
+        ledger = self.ledger
+        if ledger is None or meeting.rsvp == Rsvp.OFF or meeting.cancelled:
+            return []
+        from newsletter.state.answers import rsvps
+
+        if not ledger.campaigns_for(meeting.key, MailKind.REMINDER) and not rsvps(ledger, meeting.key):
+            return []
+        from newsletter.send.choices import answer_counts
+
+        return [answer_counts(ledger, meeting.key, self.members())]
+
+
+def answer_lines(project: Project, *, now: dt.datetime) -> list[str]:
+    """One line per coming meeting that asked who comes, once its reminders went out or someone
+    answered: "Planning dinner, Tue Dec 8: 12 coming (15 people), 4 can't come, 19 no answer"."""
+    ledger = _ledger(project)
+    try:
+        answers = _Answers(project, ledger)
+        return [
+            answers_line(meeting, counts)
+            for meeting in upcoming(project.schedule, now)
+            for counts in answers.of(meeting)
+        ]
+    finally:
+        if ledger:
+            ledger.close()
 
 
 def change_lines(ledger: Ledger | None, meeting: Meeting) -> list[str]:
@@ -158,10 +211,15 @@ def preview_message(
     return out, ""
 
 
-def status_lines(settings: Settings, campaign: str | None) -> list[str]:
-    """`newsletter status`: every mailing with counts, or one mailing member by member."""
+def status_lines(
+    settings: Settings, campaign: str | None, *, answers: bool = True, now: dt.datetime | None = None
+) -> list[str]:
+    """`newsletter status`: every mailing with counts (and, with ``answers``, who is coming to the
+    meetings ahead), or one mailing member by member."""
     if not settings.state_path.exists():
         return ["Nothing sent yet (no state database)."]
+    if campaign is None and answers:
+        return status_lines(settings, None, answers=False) + _answers_section(settings, now)
     with Ledger(settings.state_path) as ledger:
         if campaign is None:
             lines = []
@@ -201,6 +259,15 @@ def status_lines(settings: Settings, campaign: str | None) -> list[str]:
                 f"  {len(suppressed)} address(es) unsubscribed; `newsletter subscribers list` shows them"
             )
         return lines
+
+
+def _answers_section(settings: Settings, now: dt.datetime | None) -> list[str]:
+    try:
+        project = load_project(settings, check_subscribers=False, check_articles=False)
+    except NewsletterError:  # a broken schedule.yaml: `check` says what to fix; the mailings still show
+        return []
+    found = answer_lines(project, now=now or dt.datetime.now(dt.UTC))
+    return ["Who is coming (answers to the reminders):", *(f"  {line}" for line in found)] if found else []
 
 
 def _stopped(campaign: Campaign) -> str:

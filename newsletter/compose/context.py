@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 
-from newsletter.model import Article, Mailing, MailKind, Meeting, Schedule, Venue, rebuild, snapshot
+from newsletter.links import calendar_url
+from newsletter.model import Article, Mailing, MailKind, Meeting, Rsvp, Schedule, Venue, rebuild, snapshot
 
 
 def time_text(t: dt.time) -> str:
@@ -119,6 +120,46 @@ class GroupView:
     organisers: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class AnswersView:
+    """What a mail offers every member alike (its links are her own: ``rsvp_yes_url`` …).
+
+    ``rsvp``: it asks whether she comes (``guests``: and how many people in all); ``preferences``: it
+    links to her preferences page; ``calendar_feed``: the group's calendar as ``webcal://…``.  All off
+    without NEWSLETTER_PUBLIC_URL: there is no site to link to.
+    """
+
+    rsvp: bool = False
+    guests: bool = False
+    preferences: bool = False
+    calendar_feed: str = ""
+
+
+def answers_view(mailing: Mailing, public_url: str) -> AnswersView:
+    meeting = mailing.meeting
+    if not public_url:
+        return AnswersView()
+    asks = meeting.rsvp != Rsvp.OFF and not meeting.cancelled
+    return AnswersView(
+        rsvp=asks,
+        guests=asks and meeting.rsvp == Rsvp.GUESTS,
+        preferences=True,
+        calendar_feed=calendar_url(public_url),
+    )
+
+
+#: ``rsvp_note``: what a change notice adds for a member who said she would come.
+COMING_NOTE = "You told us you’d come, so please check the new details."
+COMING_NOTE_CANCELLED = "You told us you’d come: we are sorry to call it off."
+
+
+def coming_note(mailing: Mailing) -> str:
+    """The sentence for members who said they would come ("" for a reminder: they know)."""
+    if mailing.kind != MailKind.CHANGE:
+        return ""
+    return COMING_NOTE_CANCELLED if mailing.meeting.cancelled else COMING_NOTE
+
+
 def mail_context(
     schedule: Schedule,
     mailing: Mailing,
@@ -128,10 +169,12 @@ def mail_context(
     now: dt.datetime,
     later_meetings: list[Meeting],
     test: bool = False,
+    answers: AnswersView | None = None,
 ) -> dict[str, Any]:
     """Everything the templates may use that is the same for every member of the mailing, worded
     for the moment ``now`` it is sent; ``later_meetings`` are the rest of the upcoming dates (see
-    ``timing.upcoming``); ``test`` marks a test mail as one."""
+    ``timing.upcoming``); ``test`` marks a test mail as one; ``answers`` what it offers (RSVP links,
+    the preferences page, the calendar feed: none by default)."""
     meeting = mailing.meeting
     later = [meeting_view(m, schedule) for m in later_meetings]
     group = schedule.group
@@ -159,6 +202,7 @@ def mail_context(
         "later_meetings": later,
         "article": article_view(article) if article else None,
         "preheader": preheader,
+        "answers": answers or AnswersView(),
     }
 
 

@@ -22,8 +22,10 @@ def invitation(
     sequence: int = 0,
     cancel: bool = False,
     organizer: str = "",
+    summary: str | None = None,
 ) -> bytes:
-    """An iCalendar file for one meeting (METHOD:PUBLISH, or CANCEL when it was called off)."""
+    """An iCalendar file for one meeting (METHOD:PUBLISH, or CANCEL when it was called off);
+    ``summary`` replaces the title a calendar shows (discreet mode's neutral one)."""
     tz = schedule.group.tz
     cal = icalendar.Calendar()
     cal.add("prodid", "-//newsletter//meeting reminders//EN")
@@ -38,7 +40,7 @@ def invitation(
     start = meeting.start(tz)
     event.add("dtstart", start)
     event.add("dtend", start + meeting.duration)
-    event.add("summary", f"{schedule.group.name}: {meeting.title}")
+    event.add("summary", summary if summary is not None else f"{schedule.group.name}: {meeting.title}")
     location = ", ".join(p for p in (meeting.venue.name, meeting.venue.address) if p)
     if location:
         event.add("location", location)

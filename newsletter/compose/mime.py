@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.header import Header, decode_header, make_header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from newsletter.compose.templates import Body, MemberValues, RenderedMailing
 from newsletter.errors import DeliveryError
+from newsletter.links import NO, YES, preferences_token, preferences_url, rsvp_token, rsvp_url
 from newsletter.model import Subscriber
 from newsletter.state.members import token_hash
 from newsletter.tokens import message_id, unsubscribe_token, verp_token
@@ -141,8 +143,35 @@ class _EncodedBody:
         )
 
 
+@dataclass(frozen=True)
+class Neutral:
+    """Discreet mode's words for one mailing: the From's display name, the Subject, and the
+    invitation with the neutral calendar title (None: the mailing has no invitation)."""
+
+    sender: str
+    subject: str
+    ics: bytes | None
+
+
+_PART = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The MIME framing around the bodies: before the text, between text and HTML, after the last."""
+
+    head: bytes  # MIME-Version and the top Content-Type
+    before_text: bytes
+    before_html: bytes | None  # None: a plain-text message has no HTML part
+    tail: bytes
+
+
 class MessageFactory:
-    """Builds each member's message of one mailing from parts prepared once."""
+    """Builds each member's message of one mailing from parts prepared once.
+
+    Four forms, each framed once per mailing: HTML and text together (multipart/alternative) or
+    text only, each with the group's From and Subject or with discreet mode's neutral ones.
+    """
 
     def __init__(
         self,
@@ -158,6 +187,11 @@ class MessageFactory:
         ics_method: str = "PUBLISH",
         tz: dt.tzinfo = dt.UTC,
         bounce_address: str = "",
+        neutral: Neutral | None = None,
+        meeting_key: str = "",
+        ask_rsvp: bool = False,
+        coming: Collection[str] = frozenset(),
+        coming_note: str = "",
     ) -> None:
         self.tz = tz  # Date headers in the group's time zone, as the members' own clocks show it
         display, self.envelope_from = parseaddr(sender)
@@ -167,53 +201,99 @@ class MessageFactory:
         self.secret = secret
         self.reply_to = reply_to or self.envelope_from
         self.public_url = public_url.rstrip("/")
+        # Her own links: an RSVP for this meeting (when it asks), and her preferences page.
+        self.meeting_key, self.ask_rsvp = meeting_key, ask_rsvp and bool(self.public_url)
+        self.coming, self.coming_note = coming, coming_note
         # VERP: each member's bounces come back to bounces+TOKEN@domain, so a report names its member
         # even when it quotes nothing of the message; the token is signed and holds no address.
         self._verp = bounce_address.rpartition("@")
         self._text = _EncodedBody.of(rendered.text)
         self._html = _EncodedBody.of(rendered.html)
-        mixed, alt = f"=_nl_{secrets.token_hex(8)}_m", f"=_nl_{secrets.token_hex(8)}_a"
-        self._head = b"".join(
+        self._mixed, self._alt = f"=_nl_{secrets.token_hex(8)}_m", f"=_nl_{secrets.token_hex(8)}_a"
+        self._ics, self._ics_method = ics, ics_method
+        self._list_id = list_id
+        self._neutral = neutral
+        # Both heads are built (and their values checked) now: a bad one stops the mailing before
+        # anything is sent, not at the first member who chose discreet mode.
+        head = self._head_of(display, rendered.subject)
+        self._heads = {False: head, True: self._head_of(neutral.sender, neutral.subject) if neutral else head}
+        self._frames: dict[tuple[bool, bool], _Frame] = {}
+
+    def _head_of(self, display: str, subject: str) -> bytes:
+        return b"".join(
             (
                 address_header("From", display, self.envelope_from),
-                encode_header("Subject", rendered.subject),
+                encode_header("Subject", subject),
                 address_header("Reply-To", "", self.reply_to) if self.reply_to != self.envelope_from else b"",
-                encode_header("List-Id", list_id),
+                encode_header("List-Id", self._list_id),
             )
         )
-        top = "multipart/mixed" if ics else "multipart/alternative"
-        top_boundary = mixed if ics else alt
-        self._mime_head = (
-            f'MIME-Version: 1.0\r\nContent-Type: {top}; boundary="{top_boundary}"\r\n\r\n'
-            "This is a message in MIME format.\r\n"
-        ).encode()
-        part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-        self._before_text = (
-            (f'--{mixed}\r\nContent-Type: multipart/alternative; boundary="{alt}"\r\n\r\n' if ics else "")
-            + f"--{alt}\r\n"
-            + part.format("plain")
-        ).encode()
-        self._before_html = (f"\r\n--{alt}\r\n" + part.format("html")).encode()
-        tail = f"\r\n--{alt}--\r\n"
-        if ics:
-            encoded = base64.encodebytes(ics).replace(b"\n", CRLF)
-            tail += (
-                (
-                    f'--{mixed}\r\nContent-Type: text/calendar; charset="utf-8"; method={ics_method}; '
-                    'name="meeting.ics"\r\nContent-Disposition: attachment; filename="meeting.ics"\r\n'
-                    "Content-Transfer-Encoding: base64\r\n\r\n"
-                )
-                + encoded.decode()
-                + f"--{mixed}--\r\n"
+
+    def _attachment(self, discreet: bool) -> str:
+        ics = self._neutral.ics if discreet and self._neutral is not None else self._ics
+        if not ics:
+            return ""
+        encoded = base64.encodebytes(ics).replace(b"\n", CRLF)
+        return (
+            (
+                f'--{self._mixed}\r\nContent-Type: text/calendar; charset="utf-8"; '
+                f'method={self._ics_method}; name="meeting.ics"\r\n'
+                'Content-Disposition: attachment; filename="meeting.ics"\r\n'
+                "Content-Transfer-Encoding: base64\r\n\r\n"
             )
-        self._tail = tail.encode()
+            + encoded.decode()
+            + f"--{self._mixed}--\r\n"
+        )
+
+    def _frame(self, plain: bool, discreet: bool) -> _Frame:
+        """The framing of one form (worked out the first time a member needs it)."""
+        found = self._frames.get((plain, discreet))
+        if found is not None:
+            return found
+        mixed, alt, ics = self._mixed, self._alt, self._ics is not None
+
+        def top(kind: str, boundary: str) -> bytes:
+            return (
+                f'MIME-Version: 1.0\r\nContent-Type: {kind}; boundary="{boundary}"\r\n\r\n'
+                "This is a message in MIME format.\r\n"
+            ).encode()
+
+        if plain and not ics:  # one text/plain part, nothing around it
+            frame = _Frame(f"MIME-Version: 1.0\r\n{_PART.format('plain')}".encode(), b"", None, CRLF)
+        elif plain:  # the text, then the invitation
+            frame = _Frame(
+                top("multipart/mixed", mixed),
+                f"--{mixed}\r\n{_PART.format('plain')}".encode(),
+                None,
+                ("\r\n" + self._attachment(discreet)).encode(),
+            )
+        else:  # text and HTML as alternatives, inside multipart/mixed with the invitation
+            inner = f'--{mixed}\r\nContent-Type: multipart/alternative; boundary="{alt}"\r\n\r\n'
+            frame = _Frame(
+                top("multipart/mixed", mixed) if ics else top("multipart/alternative", alt),
+                ((inner if ics else "") + f"--{alt}\r\n" + _PART.format("plain")).encode(),
+                (f"\r\n--{alt}\r\n" + _PART.format("html")).encode(),
+                (f"\r\n--{alt}--\r\n" + self._attachment(discreet)).encode(),
+            )
+        self._frames[(plain, discreet)] = frame
+        return frame
 
     def member_values(self, subscriber: Subscriber) -> MemberValues:
         token = unsubscribe_token(self.secret, subscriber.key)
+        yes = no = preferences = ""
+        if self.public_url:
+            preferences = preferences_url(self.public_url, preferences_token(self.secret, subscriber.key))
+            if self.ask_rsvp:
+                rsvp = rsvp_token(self.secret, self.meeting_key, subscriber.key)
+                yes, no = rsvp_url(self.public_url, rsvp, YES), rsvp_url(self.public_url, rsvp, NO)
         return MemberValues(
             greeting=f"Dear {subscriber.name}," if subscriber.name else "Hello,",
             unsubscribe_url=self.unsubscribe_https(token) or self.unsubscribe_mailto(token),
             member={**subscriber.fields, "name": subscriber.name, "email": subscriber.email},
+            rsvp_yes_url=yes,
+            rsvp_no_url=no,
+            preferences_url=preferences,
+            rsvp_note=self.coming_note if subscriber.key in self.coming else "",
         )
 
     def unsubscribe_mailto(self, token: str) -> str:
@@ -230,31 +310,38 @@ class MessageFactory:
         now: dt.datetime,
         bodies: tuple[str, str] | None = None,
         values: MemberValues | None = None,
+        plain: bool = False,
+        discreet: bool = False,
     ) -> Envelope:
         """The member's message; ``bodies`` (text, html) replaces the filled-in render (slow path);
-        ``values`` are the member's values if the caller has worked them out already."""
+        ``values`` are the member's values if the caller has worked them out already; ``plain``: text
+        only (her preference), no HTML part; ``discreet``: discreet mode's From, Subject and calendar
+        title (the bodies are the same)."""
         values = values or self.member_values(subscriber)
         token = unsubscribe_token(self.secret, subscriber.key)
         mid = message_id(self.secret, self.campaign, subscriber.key, self.domain)
         https = self.unsubscribe_https(token)
         unsubscribe = f"<{self.unsubscribe_mailto(token)}>" + (f", <{https}>" if https else "")
         head = [
-            self._head,
+            self._heads[discreet],
             address_header("To", subscriber.name, subscriber.email),
             f"Date: {format_datetime(now.astimezone(self.tz))}\r\nMessage-ID: {mid}\r\n".encode(),
             encode_header("List-Unsubscribe", unsubscribe),
         ]
         if https:
             head.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        frame = self._frame(plain, discreet)
         if bodies is None:
             vals = self.rendered.values(values)
-            text, html = self._text.encode(vals), self._html.encode(vals)
+            text = self._text.encode(vals)
+            html = self._html.encode(vals) if frame.before_html is not None else b""
         else:
             text = CRLF.join(_qp_line(line) for line in bodies[0].replace("\r\n", "\n").split("\n"))
             html = CRLF.join(_qp_line(line) for line in bodies[1].replace("\r\n", "\n").split("\n"))
-        data = b"".join(
-            (*head, self._mime_head, self._before_text, text, self._before_html, html, self._tail)
-        )
+        parts = [*head, frame.head, frame.before_text, text]
+        if frame.before_html is not None:
+            parts += [frame.before_html, html]
+        data = b"".join((*parts, frame.tail))
         local, at, domain = self._verp
         return Envelope(
             f"{local}+{verp_token(self.secret, self.campaign, subscriber.key)}@{domain}"

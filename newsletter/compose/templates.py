@@ -1,7 +1,8 @@
 """Jinja2 + premailer, once per mailing; per member only the few values that differ are filled in.
 
 A mailing is rendered with placeholder markers where member values go (``greeting``,
-``unsubscribe_url``, ``member.*``), premailer inlines the CSS of that one render, and the result is
+``unsubscribe_url``, her own links ``rsvp_yes_url``, ``rsvp_no_url`` and ``preferences_url``,
+``rsvp_note``, ``member.*``), premailer inlines the CSS of that one render, and the result is
 cut into lines.  Filling a member in is then string work on the few lines holding markers.  When a
 template uses a member value in logic (``{% if member.name %}``, a filter, ``{% set %}``) markers
 would give wrong output, so that mailing falls back to a full render + inline per member.
@@ -24,8 +25,10 @@ from newsletter.errors import Problem, TemplateError
 
 log = logging.getLogger(__name__)
 
+#: Member values printed as they are (each one string): the greeting, and her own links.
+SCALAR_NAMES = ("greeting", "unsubscribe_url", "rsvp_yes_url", "rsvp_no_url", "preferences_url", "rsvp_note")
 #: Names in the template context whose value differs per member.
-MEMBER_NAMES = frozenset({"member", "greeting", "unsubscribe_url"})
+MEMBER_NAMES = frozenset({"member", *SCALAR_NAMES})
 _TEXT_SUFFIXES = (".txt", ".css", ".ics")
 _MARKER = "NLSLOT{:03d}QZX"
 _MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
@@ -33,6 +36,7 @@ _BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is only spacing; CR, L
 _ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
 
+@functools.lru_cache(maxsize=8)
 def make_environment(templates_dir: Path) -> jinja2.Environment:
     """Strict, autoescaping for every template that is not plain text, whatever its extension."""
     return jinja2.Environment(
@@ -166,6 +170,19 @@ class _Recorder:
         return self._marker(key)
 
 
+class _LazyMarker:
+    """A member value while rendering once: becomes its marker when printed (``{{ name }}``)."""
+
+    def __init__(self, recorder: _Recorder, name: str) -> None:
+        self._recorder, self._name = recorder, name
+
+    def __str__(self) -> str:
+        return self._recorder._marker(self._name)
+
+    def __html__(self) -> str:  # printed in an autoescaped template: the marker needs no escaping
+        return str(self)
+
+
 @dataclass(frozen=True)
 class RenderedMailing:
     """One mailing rendered once: subject, HTML (CSS inlined) and text with member slots."""
@@ -187,11 +204,21 @@ class RenderedMailing:
 
 @dataclass(frozen=True)
 class MemberValues:
-    """What differs per member: the greeting, the unsubscribe link and the CSV row."""
+    """What differs per member: the greeting, her links (signed for her) and the CSV row.
+
+    ``rsvp_yes_url``, ``rsvp_no_url``, ``preferences_url``: "" when the mail has no such link (no
+    NEWSLETTER_PUBLIC_URL, or a meeting that asks nothing); the templates decide whether to show them
+    from mailing-wide values (``answers``), never from these.  ``rsvp_note``: a sentence for a member
+    who said she would come (a change notice), "" for everyone else.
+    """
 
     greeting: str
     unsubscribe_url: str
     member: Mapping[str, str]
+    rsvp_yes_url: str = ""
+    rsvp_no_url: str = ""
+    preferences_url: str = ""
+    rsvp_note: str = ""
 
     def get(self, slot: str) -> str:
         if slot.startswith("member."):
@@ -199,11 +226,7 @@ class MemberValues:
         return str(getattr(self, slot))
 
     def context(self) -> dict[str, Any]:
-        return {
-            "greeting": self.greeting,
-            "unsubscribe_url": self.unsubscribe_url,
-            "member": dict(self.member),
-        }
+        return {**{name: getattr(self, name) for name in SCALAR_NAMES}, "member": dict(self.member)}
 
 
 class MailRenderer:
@@ -292,11 +315,12 @@ class MailRenderer:
     def render_once(self, context: Mapping[str, Any]) -> RenderedMailing:
         subject = self.subject(context)
         slots: list[str] = []
+        recorder = _Recorder(slots, "")
         ctx = {
             **context,
             "subject": subject,
-            "greeting": _Recorder(slots, "")._marker("greeting"),
-            "unsubscribe_url": _Recorder(slots, "")._marker("unsubscribe_url"),
+            # A marker is handed out (and a slot made) only for a value the templates really print.
+            **{name: _LazyMarker(recorder, name) for name in SCALAR_NAMES},
             "member": _Recorder(slots, "member."),
         }
         html = self._inline(self._render(f"{self.kind}.html", ctx))

@@ -328,6 +328,7 @@ def send_mailing(
     from newsletter.inputs.member_values import as_written
     from newsletter.inputs.sending_list import read_for_sending
     from newsletter.model import snapshot
+    from newsletter.send.choices import Choices
     from newsletter.send.pipeline import Builder, Pipeline, blocking_placeholders, ledger_id
     from newsletter.send.ratelimit import limiter_for
 
@@ -341,11 +342,13 @@ def send_mailing(
     # problem with the whole file (no email column, unreadable) raises DataError here.
     found, rows = read_for_sending(project.subscribers_path)
     bouncing = ledger.bouncing()  # their mailbox no longer takes mail: not mailed until an organiser checks
-    members = (as_written(m) for m in found if (only is None or m.key in only) and m.key not in bouncing)
-    blocking_placeholders(project, mailing, clock())
-    builder = Builder(
-        project, due, columns=project.columns(), sequence=ledger.sequence(mailing.meeting.key, told)
+    choices = Choices.read(ledger, project, mailing)  # her preferences: which reminders, and in what form
+    members = choices.only_wanted(
+        as_written(m) for m in found if (only is None or m.key in only) and m.key not in bouncing
     )
+    blocking_placeholders(project, mailing, clock())
+    sequence = ledger.sequence(mailing.meeting.key, told)
+    builder = Builder(project, due, columns=project.columns(), sequence=sequence, choices=choices)
     builder.prepared(clock())  # template problems show before anything is recorded
     pipeline = Pipeline(settings, project.signer, mailing.id)
     # SMTP_RATE_LIMIT: a day's budget already spent stops here, before anything is built.
@@ -353,6 +356,7 @@ def send_mailing(
     ledger.open_campaign(
         cid, meeting=mailing.meeting.key, reminder=mailing.name, kind=mailing.kind, now=clock()
     )
+    choices.close_unwanted(ledger, cid, now=clock())  # she chose otherwise since her row was opened
     try:
         report = asyncio.run(
             deliver(

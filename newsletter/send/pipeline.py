@@ -12,13 +12,13 @@ import asyncio
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import DataError, DeliveryError, Problem
-from newsletter.model import Mailing, MailKind, Subscriber
+from newsletter.model import Discreet, Mailing, MailKind, Subscriber
 from newsletter.settings import Settings
 from newsletter.state.locks import held
 from newsletter.timing import Due, upcoming
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is real
     from newsletter.compose.mime import Envelope, MessageFactory
     from newsletter.compose.templates import MailRenderer
     from newsletter.project import Project
+    from newsletter.send.choices import Choices
     from newsletter.send.transports import Outcome, Transport
 
 
@@ -96,7 +97,11 @@ class Prepared:
     context: dict[str, Any]
     renderer: MailRenderer
 
-    def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
+    def build(
+        self, member: Subscriber, *, now: dt.datetime, plain: bool = False, discreet: bool = False
+    ) -> Envelope:
+        """Her message; ``plain``: text only, ``discreet``: neutral From, Subject and calendar title
+        (her preferences)."""
         bodies = None
         values = self.factory.member_values(member)
         # A template using member values in logic, or a value the HTML serialiser would rewrite
@@ -106,7 +111,9 @@ class Prepared:
         ):
             html, text = self.renderer.render_member(self.context, values)
             bodies = (text, html)
-        return self.factory.build(member, now=now, bodies=bodies, values=values)
+        return self.factory.build(
+            member, now=now, bodies=bodies, values=values, plain=plain, discreet=discreet
+        )
 
 
 def list_id(group_name: str, domain: str) -> str:
@@ -122,12 +129,14 @@ def prepare(
     columns: tuple[str, ...] = (),
     sequence: int = 0,
     test: bool = False,
+    coming: Collection[str] = frozenset(),
 ) -> Prepared:
     """Render one mailing once, its wording of time taken from ``now``; ``sequence`` is the
-    invitation's SEQUENCE (raised by each change); ``test`` marks a test mail as such."""
-    from newsletter.compose.context import mail_context
+    invitation's SEQUENCE (raised by each change); ``test`` marks a test mail as such; ``coming``:
+    the members who said they would come (a change notice tells them it knows)."""
+    from newsletter.compose.context import answers_view, coming_note, mail_context
     from newsletter.compose.invite import invitation
-    from newsletter.compose.mime import MessageFactory
+    from newsletter.compose.mime import MessageFactory, Neutral
     from newsletter.compose.templates import MailRenderer, make_environment
 
     settings, schedule, mailing = project.settings, project.schedule, due.mailing
@@ -142,6 +151,7 @@ def prepare(
         now=now,
         later_meetings=later,
         test=test,
+        answers=answers_view(mailing, settings.public_url),
     )
     rendered = renderer.render_once(context)
     unknown = sorted(
@@ -162,27 +172,41 @@ def prepare(
             ]
         )
     cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
-    ics = invitation(
-        schedule,
-        mailing.meeting,
-        domain=settings.sender_domain,
-        stamp=now,
-        sequence=sequence,
-        cancel=cancel,
-        organizer=settings.sender_address,
-    )
+
+    def ics(summary: str | None = None) -> bytes:
+        return invitation(
+            schedule,
+            mailing.meeting,
+            domain=settings.sender_domain,
+            stamp=now,
+            sequence=sequence,
+            cancel=cancel,
+            organizer=settings.sender_address,
+            summary=summary,
+        )
+
+    # Discreet mode (her preference, or everyone's with group.discreet.default): the same mail with
+    # a neutral From name, Subject and calendar title, so a lock screen shows nothing of the group.
+    words = schedule.group.discreet or Discreet()
+    subject = words.subject_for(mailing.meeting.date)
+    neutral = Neutral(words.sender, f"[Test] {subject}" if test else subject, ics(words.title))
     factory = MessageFactory(
         rendered=rendered,
         campaign=mailing.id,
         sender=settings.sender,
         reply_to=settings.reply_to,
         list_id=list_id(schedule.group.name, settings.sender_domain),
-        ics=ics,
+        ics=ics(),
         secret=settings.secret,
         public_url=settings.public_url,
         ics_method="CANCEL" if cancel else "PUBLISH",
         tz=schedule.group.tz,
         bounce_address="" if test else settings.bounce_address,  # a test mail's bounce goes to its sender
+        neutral=neutral,
+        meeting_key=mailing.meeting.key,
+        ask_rsvp=context["answers"].rsvp,
+        coming=coming,
+        coming_note=coming_note(mailing),
     )
     return Prepared(due, factory, context, renderer)
 
@@ -194,8 +218,17 @@ class Builder:
     built on the meeting's day says "today", never the "tomorrow" of the evening before.
     """
 
-    def __init__(self, project: Project, due: Due, *, columns: tuple[str, ...], sequence: int = 0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        due: Due,
+        *,
+        columns: tuple[str, ...],
+        sequence: int = 0,
+        choices: Choices | None = None,
+    ) -> None:
         self.project, self.due, self.columns, self.sequence = project, due, columns, sequence
+        self.choices = choices  # members' preferences (plain text, discreet) and who said she comes
         self._day: dt.date | None = None
         self._prepared: Prepared | None = None
 
@@ -203,13 +236,22 @@ class Builder:
         day = now.astimezone(self.project.schedule.group.tz).date()
         if self._prepared is None or day != self._day:
             self._prepared = prepare(
-                self.project, self.due, now=now, columns=self.columns, sequence=self.sequence
+                self.project,
+                self.due,
+                now=now,
+                columns=self.columns,
+                sequence=self.sequence,
+                coming=self.choices.coming if self.choices else frozenset(),
             )
             self._day = day
         return self._prepared
 
     def build(self, member: Subscriber, *, now: dt.datetime) -> Envelope:
-        return self.prepared(now).build(member, now=now)
+        prepared = self.prepared(now)
+        if self.choices is None:
+            return prepared.build(member, now=now)
+        prefs = self.choices.of(member.key)
+        return prepared.build(member, now=now, plain=prefs.plain_text, discreet=prefs.discreet)
 
 
 @contextmanager
@@ -235,7 +277,9 @@ def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> 
     member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
     prepared = prepare(project, due, now=now, columns=project.columns(), test=True)
     pipeline = Pipeline.of(project, f"test/{due.id}")
-    pipeline.send(prepared.build(member, now=now))
+    # As a member who never chose gets it: discreet when the group makes that everyone's default.
+    discreet = project.schedule.group.discreet
+    pipeline.send(prepared.build(member, now=now, discreet=discreet is not None and discreet.default))
     return pipeline.describe()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from newsletter.compose.mime import Envelope, check_header_value, small_message
 from newsletter.errors import DataError, FormError, NewsletterError
 from newsletter.inputs.members import validate_name
 from newsletter.inputs.members_edit import add_member, safe_address
+from newsletter.links import calendar_url
 from newsletter.send.pipeline import Pipeline
 from newsletter.state.ledger import Ledger
 from newsletter.state.members import token_hash
@@ -74,8 +76,12 @@ def forget_expired(ledger: Ledger, *, now: dt.datetime) -> None:
 
 class SignupPages(Pages):
     # sign-up ------------------------------------------------------------------------------------
+    def _form_page(self, **context: Any) -> Response:
+        """The sign-up form, with the meetings calendar (``webcal://``) for anyone to subscribe to."""
+        return self.page("signup.html", calendar=calendar_url(self.base_url), **context)
+
     async def signup_page(self, request: Request) -> Response:
-        return self.page("signup.html", values={}, error="", field="")
+        return self._form_page(values={}, error="", field="")
 
     async def signup(self, request: Request) -> Response:
         if self.from_elsewhere(request, "/signup"):  # before the limit: it is no visitor's sign-up
@@ -86,14 +92,14 @@ class SignupPages(Pages):
             form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=MAX_FIELDS)
         except ValueError:  # more fields than the form has
             error = "Something went wrong with the form. Please fill it in again."
-            return self.page("signup.html", status=400, values={}, error=error, field="")
+            return self._form_page(status=400, values={}, error=error, field="")
         values = {k: v[0] for k, v in form.items() if k in ("name", "email", "website")}
         if values.get("website"):  # the honeypot: people never see this field, robots fill it in
             return self.page("check_inbox.html")
         try:
             address, name = _clean(values.get("email", ""), values.get("name", ""))
         except FormError as err:
-            return self.page("signup.html", status=400, values=values, error=err.message, field=err.field)
+            return self._form_page(status=400, values=values, error=err.message, field=err.field)
         token = await run_in_threadpool(self._pending, address, name)
         if token is not None:  # None: capped, and answered like any other sign-up
             try:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.errors import DataError, NewsletterError
-from newsletter.reports import check_all, status_lines, upcoming_lines
+from newsletter.reports import answer_lines, check_all, status_lines, upcoming_lines
 from newsletter.state import console as records
 from newsletter.web.admin.base import Console
 
@@ -62,16 +62,19 @@ class ReportPages(Console):
         problems, lines = self._check_lines()
         told: list[str] = []
         recent: list[str] = []
+        answers: list[str] = []
         if self.settings.state_path.exists():
             with self.ledger() as ledger:
                 told = records.open_topics(ledger)
-            recent = status_lines(self.settings, None)[-RECENT:]
+            recent = status_lines(self.settings, None, answers=False)[-RECENT:]
+            answers = answer_lines(project, now=now)
         return {
             "upcoming": upcoming_lines(project, now=now),
             "problems": self.schedule_problems + problems,
             "check": [line for line in lines if line.startswith("warning: ")],
             "recent": recent,
             "told": told,
+            "answers": answers,
         }
 
     async def overview(self, request: Request) -> Response:
@@ -88,7 +91,7 @@ class ReportPages(Console):
             return []
         with self.ledger() as ledger:
             ids = [c.id for c in ledger.campaigns()]
-        lines = status_lines(self.settings, None)
+        lines = status_lines(self.settings, None, answers=False)
         return list(reversed(list(zip(ids, lines, strict=False)))) if ids else []
 
     async def delivery(self, request: Request) -> Response:
