@@ -10,6 +10,8 @@ if [ -x .venv/bin/newsletter ]; then newsletter=.venv/bin/newsletter; else newsl
 at=2026-11-25T10:00
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# As members get it once `newsletter serve` is public: with the answer, choices and calendar links.
+export NEWSLETTER_PUBLIC_URL=https://news.example.org
 for width in 320 600; do
   "$newsletter" --dir . preview --at "$at" --out "$tmp/dinner.html" \
     --screenshot "docs/dinner-$width.png" --width "$width"
