@@ -226,7 +226,6 @@ class Report:
     campaign: str
     counts: Counter[str] = field(default_factory=Counter)  # this run's outcomes, by DeliveryStatus
     total: int = 0  # members in the list for this mailing
-    stopped: str = ""  # why the run ended early (the relay's greeting, a timeout …), credentials never
     excluded: list[str] = field(default_factory=list)  # rows of the list left out, as file:line problems
 
     @property

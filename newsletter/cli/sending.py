@@ -171,8 +171,6 @@ def _finish(project: Project, report: Report, due: Due) -> None:
             "This was a try-out in the outbox: it counts for nothing, and members still get the real "
             "reminder when it is due once SMTP_URL is set."
         )
-    if report.stopped:
-        raise DeliveryLeft(f"stopped: {report.stopped} — run the command again to resume")
     if report.problems:
         raise DeliveryLeft(
             f"{report.counts['deferred']} deferred, {report.counts['failed']} failed, "
