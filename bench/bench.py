@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SEND_AT = "2026-11-25T10:00"  # the sample schedule: `send` then picks the dinner's week-before reminder
+SEND_AT = "2026-12-01T09:05"  # the sample schedule: the dinner's week-before reminder is due (a relay
+# gets only what is due now)
 IDLE_AT = "2026-11-20T10:00"  # nothing due yet: what a cron `tick` does most of the time
 SENDER = "news@example.org"
 SECRET = "bench-secret-0123456789abcdef"
@@ -233,6 +234,15 @@ def make_group(folder: Path, members: int, sections: int) -> Path:
     for name in ("schedule.yaml", "content", "templates"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, folder / name)
+    # A group that filled in its details: the sample's example venue loses its `placeholder: true`
+    # mark, which would (rightly) stop a send to a real relay.
+    schedule = folder / "schedule.yaml"
+    kept = [
+        ln
+        for ln in schedule.read_text(encoding="utf-8").splitlines(True)
+        if not ln.strip().startswith("placeholder: true")
+    ]
+    schedule.write_text("".join(kept), encoding="utf-8")
     html, text = extra_partials(sections)
     (folder / "templates/partials/bench_extra.html").write_text(html, encoding="utf-8")
     (folder / "templates/partials/bench_extra.txt").write_text(text, encoding="utf-8")
@@ -282,11 +292,11 @@ def prepared(group: Path) -> Any:
     from newsletter.project import load_project
     from newsletter.send.pipeline import prepare
     from newsletter.settings import resolve
-    from newsletter.timing import next_mailing
+    from newsletter.timing import next_due
 
     project = load_project(resolve(group, environ={"NEWSLETTER_SECRET": SECRET}), check_subscribers=False)
     now = dt.datetime.fromisoformat(SEND_AT).replace(tzinfo=project.schedule.group.tz)
-    due = next_mailing(project.schedule, now)
+    due = next_due(project.schedule, now)
     assert due is not None, "the sample schedule has no reminder after " + SEND_AT
     return project, prepare(project, due, now=now, columns=project.columns()), now
 
@@ -389,11 +399,18 @@ def mailmerge_config(folder: Path, port: int) -> None:
 
 
 def newsletter_send(
-    group: Path, port: int, connections: int, members: int, label: str = "(a) newsletter"
+    group: Path,
+    port: int,
+    connections: int,
+    members: int,
+    label: str = "(a) newsletter",
+    source: Path | None = None,
 ) -> Run:
+    """``source``: a folder holding another `newsletter` package (a variant) to run instead of ROOT's."""
     state = group / f".bench-state-{time.monotonic_ns()}.sqlite3"
     cmd = [sys.executable, "-m", "newsletter", "--dir", str(group), "send", "--at", SEND_AT]
-    run = run_process(label, cmd, messages=members, env=env_for(group, port, connections, state))
+    env, cwd = variant_env(env_for(group, port, connections, state), source)
+    run = run_process(label, cmd, messages=members, env=env, cwd=cwd)
     if run.rc != 0 or f"sent {members} of {members}" not in run.out:
         raise SystemExit(f"newsletter send failed ({run.rc}):\n{run.out}\n{run.err[-3000:]}")
     return run
@@ -492,6 +509,113 @@ def best(repeat: int, *contenders: Callable[[], Run]) -> list[Run]:
             fastest.note = f"best of {len(runs)}: " + ", ".join(f"{r.rate:,.0f}" for r in runs)
         out.append(fastest)
     return out
+
+
+def variant_env(env: dict[str, str], source: Path | None) -> tuple[dict[str, str], Path]:
+    """Environment and working folder that make `python -m newsletter` import ``source``'s package
+    (`-m` puts the working folder first on sys.path, ahead of the editable install)."""
+    if source is None:
+        return env, ROOT
+    env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH", "")) if p)}
+    return env, source
+
+
+def check_variant(source: Path) -> None:
+    env, cwd = variant_env(dict(os.environ), source)
+    where = subprocess.run(
+        [sys.executable, "-c", "import newsletter; print(newsletter.__file__)"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(source.resolve()):
+        raise SystemExit(f"variant {source}: `newsletter` is imported from {where}, not from the variant")
+
+
+def parse_variant(text: str) -> tuple[str, Path]:
+    label, sep, folder = text.partition("=")
+    path = Path(folder).expanduser().resolve()
+    if not sep or not label or not (path / "newsletter" / "__init__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL=DIR with DIR/newsletter/__init__.py")
+    return label, path
+
+
+def parse_connections(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or N,M,…") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or N,M,…")
+    return counts
+
+
+def compare(
+    args: argparse.Namespace, group: Path, work: Path, port: int, variants: Sequence[tuple[str, Path]]
+) -> None:
+    """Median of ``--rounds`` interleaved rounds of (a) for the code here and each variant, and (b).
+
+    A round runs the baseline, each variant and then (b); every other round in the reverse order, so
+    that neither side always runs first after a pause or last in a busy spell. Gains are the median
+    of each round's own variant/baseline ratio (a paired comparison), not a ratio of medians."""
+    rounds = max(args.rounds, 1)
+    contenders: list[tuple[str, Path | None]] = [("baseline", None), *variants]
+    for conns in args.connections:
+        runs: dict[str, list[Run]] = {label: [] for label, _ in contenders}
+        alone: list[Run] = []
+        for number in range(rounds):
+            order = contenders if number % 2 == 0 else contenders[::-1]
+            for label, source in order:
+                run = newsletter_send(group, port, conns, args.members, f"(a) {label}", source)
+                runs[label].append(run)
+                print(
+                    f"  round {number + 1}/{rounds}, {conns} conns: (a) {label:22} {run.rate:7,.0f} msgs/s "
+                    f"{run.cpu_us:7,.0f} CPU µs/msg",
+                    flush=True,
+                )
+            b = aiosmtplib_alone(work / "prebuilt.bin", port, conns, args.members)
+            alone.append(b)
+            print(
+                f"  round {number + 1}/{rounds}, {conns} conns: (b) {'aiosmtplib alone':22} "
+                f"{b.rate:7,.0f} msgs/s {b.cpu_us:7,.0f} CPU µs/msg   [{load()}]",
+                flush=True,
+            )
+        med = statistics.median
+        print(
+            f"\n{args.members:,} members, {conns} connections, median of {rounds} interleaved rounds"
+            f" (per-round values in brackets):"
+        )
+        head = (
+            f"  {'':26} {'msgs/s':>8} {'(a)/(b)':>8} {'CPU µs/msg':>11} "
+            f"{'msgs/s vs baseline':>19} {'CPU vs baseline':>16}"
+        )
+        print(head)
+        base = runs["baseline"]
+        for label, _ in contenders:
+            mine = runs[label]
+            ratio_b = med(r.rate / b.rate for r, b in zip(mine, alone, strict=True))
+            gain = med(r.rate / q.rate - 1 for r, q in zip(mine, base, strict=True))
+            cpu = med(r.cpu_us / q.cpu_us - 1 for r, q in zip(mine, base, strict=True))
+            vs = "" if label == "baseline" else f"{100 * gain:+18.1f}% {100 * cpu:+15.1f}%"
+            print(
+                f"  (a) {label:22} {med(r.rate for r in mine):8,.0f} {ratio_b:8.2f} "
+                f"{med(r.cpu_us for r in mine):11,.0f} {vs}"
+            )
+            print(
+                f"  {'':26} [{', '.join(f'{r.rate:,.0f}' for r in mine)}] msgs/s; "
+                f"[{', '.join(f'{r.cpu_us:,.0f}' for r in mine)}] µs"
+            )
+        print(
+            f"  (b) aiosmtplib alone       {med(b.rate for b in alone):8,.0f} {'':8} "
+            f"{med(b.cpu_us for b in alone):11,.0f}"
+        )
+        print(
+            f"  {'':26} [{', '.join(f'{b.rate:,.0f}' for b in alone)}] msgs/s; "
+            f"[{', '.join(f'{b.cpu_us:,.0f}' for b in alone)}] µs\n",
+            flush=True,
+        )
 
 
 def load() -> str:
@@ -612,7 +736,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--members", type=int, default=10_000, help="list size (default 10,000)")
     parser.add_argument(
-        "--connections", type=int, default=16, help="SMTP connections for (a)-(c) (default 16)"
+        "--connections",
+        type=parse_connections,
+        default=[16],
+        help="SMTP connections for (a)-(c) (default 16); with --rounds a list, e.g. 4,16",
     )
     parser.add_argument(
         "--html-size",
@@ -648,15 +775,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="run (a), (b) and (c) this many times, keep the fastest (default 1)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="compare mode: only (a) and (b), the median of N interleaved rounds for each connection "
+        "count, with each --variant against the code here (the baseline)",
+    )
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="with --rounds: also run (a) with the `newsletter` package in DIR (repeatable)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile (a) with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     if not (os.access(SMTP_SINK, os.X_OK) and os.access(SMTP_SOURCE, os.X_OK)):
         print(INSTALL_POSTFIX, file=sys.stderr)
         return 1
+    if args.variant and not args.rounds:
+        parser.error("--variant needs --rounds N")
+    if len(args.connections) > 1 and not args.rounds:
+        parser.error("several connection counts need --rounds N")
+    for _, source in args.variant:
+        check_variant(source)
     sys.path.insert(0, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
-    conns = args.connections
+    conns = args.connections[0]
     try:
         t0 = time.perf_counter()
         sections = fit_sections(work / "fit", args.html_size)
@@ -665,13 +813,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, mean_size = prebuilt(group, min(args.members, 2_000), work / "prebuilt.bin")
         sample = read_prebuilt(work / "prebuilt.bin")[0][2]
         (work / "message.eml").write_bytes(sample.replace(b"\r\n", b"\n"))  # smtp-source -F adds the CRLF
-        mm_members = 0 if args.skip_mailmerge else min(args.members, args.mailmerge_max)
+        mm_members = 0 if args.skip_mailmerge or args.rounds else min(args.members, args.mailmerge_max)
         mm_size = mailmerge_files(group, work / "mailmerge", mm_members) if mm_members else 0
         python = sys.version.split()[0]
         print(f"newsletter benchmark — {os.cpu_count()} CPUs, Python {python}, work folder {work}")
         print(
             f"list: {args.members:,} members; reminder HTML {html_bytes / 1024:.1f} KB after inlining "
-            f"({sections} extra sections); connections: {conns}"
+            f"({sections} extra sections); connections: {', '.join(map(str, args.connections))}"
         )
         print(
             f"message sizes: (a)/(b) newsletter {mean_size:,} B (mean of the prebuilt), "
@@ -681,6 +829,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"set-up {time.perf_counter() - t0:.1f} s; before the runs: {load()}\n")
 
         sink = Sink()
+        if args.rounds:
+            try:
+                labels = ", ".join(f"{label} = {source}" for label, source in args.variant)
+                print(f"compare mode: baseline = {ROOT}" + (f"; variants: {labels}" if labels else "") + "\n")
+                compare(args, group, work, sink.port, args.variant)
+                print(f"after the runs: {load()}")
+            finally:
+                sink.close()
+            return 0
         try:
             runs: list[Run] = []
             a, b, c = best(
