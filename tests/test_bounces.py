@@ -591,6 +591,8 @@ def test_tick_reads_bounces_skips_a_bouncing_member_and_tells_the_organisers_onc
     assert box.counts()["INBOX"] == 0
     code, out, err = run(sent.group, "status")
     assert "1 member(s) bouncing" in out
+    code, out, err = run(sent.group, "subscribers", "list")
+    assert "4 of them get the reminders" in out and "[bouncing: not mailed" in out
     run(sent.group, "tick", "--at", "2026-12-07T10:05")  # nothing new: no second mail to organisers
     assert len([m for m in sent.smtp.messages if m.rcpt_tos[0] == "margaret@example.org"]) == 2
     # An organiser checked the address with Linda and reactivates it: she gets the next reminder.

@@ -97,8 +97,9 @@ def list_(ctx: click.Context) -> None:
     with _ledger(settings) as ledger:
         suppressed = ledger.suppressed()
         resubscribed = ledger.resubscriptions()
+        bouncing = ledger.bouncing()
     listed = {m.key for m in roster.members}
-    mailed = [m for m in roster.members if m.key not in suppressed]
+    mailed = [m for m in roster.members if m.key not in suppressed and m.key not in bouncing]
     width = max((len(m.email) for m in roster.members), default=0)
     click.echo(f"{LIST_FILE}: {len(roster.members)} members, {len(mailed)} of them get the reminders")
     for member in roster.members:
@@ -106,6 +107,8 @@ def list_(ctx: click.Context) -> None:
         if member.key in suppressed:
             since, _source = suppressed[member.key]
             line += f"  [unsubscribed since {_when(since)}: not mailed]"
+        elif member.key in bouncing:
+            line += "  [bouncing: not mailed until checked — `subscribers add ADDRESS --resubscribe`]"
         elif member.key in resubscribed:
             line += f"  [{describe_resubscription(*resubscribed[member.key])}]"
         click.echo(line)
