@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.compose.invite import invitation
-from newsletter.model import Mailing, MailKind, snapshot
+from newsletter.model import Discreet, Mailing, MailKind, snapshot
 from newsletter.project import Project, load_project
 from newsletter.send.pipeline import Prepared, list_id, prepare
 from newsletter.settings import resolve
@@ -59,6 +59,7 @@ MEMBERS = [
     ("dot@example.org", ". Dot"),
 ]
 
+PUBLIC_URL = "https://news.example.org"
 CANCELLED_LATER = "Room unavailable; see you in August."
 #: The sample schedule's commented-out example, switched on: a cancelled meeting in the rest-of-year list.
 CANCEL_EXAMPLE = (
@@ -101,8 +102,9 @@ def write_members(group: Path) -> None:
             writer.writerow([email, name, f"2019-0{1 + i % 9}-14"])
 
 
-def load(group: Path) -> Project:
-    return load_project(resolve(group, environ={}))
+def load(group: Path, *, public: bool = False) -> Project:
+    """The group; ``public``: with the site's address set (RSVP, preferences and calendar-feed links)."""
+    return load_project(resolve(group, environ={"NEWSLETTER_PUBLIC_URL": PUBLIC_URL} if public else {}))
 
 
 @dataclass
@@ -113,29 +115,33 @@ class Mailout:
     prep: Prepared
 
 
-def reminder(group: Path) -> Mailout:
-    project = load(group)
+def reminder(group: Path, *, public: bool = False) -> Mailout:
+    project = load(group, public=public)
     due = next_due(project.schedule, NOW)
     assert due is not None and due.mailing.meeting.date == DINNER and due.mailing.kind == MailKind.REMINDER
     return Mailout(project, due, 0, prepare(project, due, now=NOW, columns=project.columns()))
 
 
-def change_notice(group: Path, change: tuple[str, str]) -> Mailout:
-    """A change notice for the dinner, as the tick opens one after ``change`` to schedule.yaml."""
+def change_notice(
+    group: Path, change: tuple[str, str], *, public: bool = False, coming: frozenset[str] = frozenset()
+) -> Mailout:
+    """A change notice for the dinner, as the tick opens one after ``change`` to schedule.yaml;
+    ``coming``: the members who said they would come."""
     told = load(group).schedule.meeting_on(DINNER)
     assert told is not None
     edit(group, "schedule.yaml", *change)
-    project = load(group)
+    project = load(group, public=public)
     meeting = project.schedule.meeting_on(DINNER)
     assert meeting is not None
     mailing = Mailing.for_change(meeting, "change-1", snapshot(told))
     due = Due(mailing, NOW, meeting.start(project.schedule.group.tz))
-    prep = prepare(project, due, now=NOW, columns=project.columns(), sequence=1)
+    prep = prepare(project, due, now=NOW, columns=project.columns(), sequence=1, coming=coming)
     return Mailout(project, due, 1, prep)
 
 
-def reference(out: Mailout, member_index: int) -> bytes:
-    """The reference path: full per-member render → EmailMessage → as_bytes()."""
+def reference(out: Mailout, member_index: int, *, plain: bool = False, discreet: bool = False) -> bytes:
+    """The reference path: full per-member render → EmailMessage → as_bytes(); ``plain``: text
+    only; ``discreet``: discreet mode's From name, Subject and calendar title."""
     project, prep = out.project, out.prep
     settings, schedule, meeting = project.settings, project.schedule, out.due.mailing.meeting
     member = list(project.members())[member_index]
@@ -144,9 +150,14 @@ def reference(out: Mailout, member_index: int) -> bytes:
     unsubscribe = f"<mailto:{settings.reply_to}?subject=unsubscribe%20{token}>"
     if settings.public_url:
         unsubscribe += f", <{settings.public_url.rstrip('/')}/unsubscribe/{token}>"
+    words = schedule.group.discreet or Discreet()
     msg = EmailMessage()
-    msg["From"] = settings.sender
-    msg["Subject"] = prep.renderer.subject(prep.context)
+    if discreet:
+        msg["From"] = Address(display_name=words.sender, addr_spec=settings.sender_address)
+        msg["Subject"] = words.subject_for(meeting.date)
+    else:
+        msg["From"] = settings.sender
+        msg["Subject"] = prep.renderer.subject(prep.context)
     if settings.reply_to != settings.sender_address:
         msg["Reply-To"] = settings.reply_to
     msg["List-Id"] = list_id(schedule.group.name, settings.sender_domain)
@@ -157,7 +168,8 @@ def reference(out: Mailout, member_index: int) -> bytes:
     if settings.public_url:
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    if not plain:
+        msg.add_alternative(html, subtype="html")
     cancel = out.due.mailing.kind == MailKind.CHANGE and meeting.cancelled
     ics = invitation(
         schedule,
@@ -167,6 +179,7 @@ def reference(out: Mailout, member_index: int) -> bytes:
         sequence=out.sequence,
         cancel=cancel,
         organizer=settings.sender_address,
+        summary=words.title if discreet else None,
     )
     msg.add_attachment(
         ics,
@@ -222,22 +235,29 @@ def assert_same(fast_bytes: bytes, reference_bytes: bytes, who: str) -> tuple[st
     assert not fast.defects and not ref.defects, (fast.defects, ref.defects)
     assert headers(fast) == headers(ref), who
     assert [p.get_content_type() for p in fast.walk()] == [p.get_content_type() for p in ref.walk()], who
-    text, html = body(fast, "plain"), body(fast, "html")
-    # Both parsed from the wire form, so both decode with CRLF line ends … except that
-    # EmailMessage.as_bytes() writes LF: compare line by line.
+    text = body(fast, "plain")
+    # The fast path's bodies decode with CRLF line ends, EmailMessage.as_bytes() writes LF: compare
+    # line by line.
     assert text.splitlines() == body(ref, "plain").splitlines(), f"{who}: text/plain differs"
-    assert html.splitlines() == body(ref, "html").splitlines(), f"{who}: text/html differs"
+    html = ""
+    if fast.get_body(("html",)) is not None or ref.get_body(("html",)) is not None:
+        html = body(fast, "html")
+        assert html.splitlines() == body(ref, "html").splitlines(), f"{who}: text/html differs"
     assert attachments(fast) == attachments(ref), f"{who}: attachment differs"
     return text, html
 
 
-def check_every_member(out: Mailout) -> list[tuple[str, str]]:
+def check_every_member(out: Mailout, *, plain: bool = False, discreet: bool = False) -> list[tuple[str, str]]:
     members = list(out.project.members())
     assert [m.email for m in members] == [e for e, _ in MEMBERS]
     bodies = []
     for i, member in enumerate(members):
-        data = out.prep.build(member, now=NOW).data
-        bodies.append(assert_same(data, reference(out, i), repr(member.name or member.email)))
+        if plain or discreet:
+            data = out.prep.build(member, now=NOW, plain=plain, discreet=discreet).data
+        else:
+            data = out.prep.build(member, now=NOW).data
+        ref = reference(out, i, plain=plain, discreet=discreet)
+        bodies.append(assert_same(data, ref, repr(member.name or member.email)))
     return bodies
 
 
@@ -319,12 +339,40 @@ def case_member_values(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, 
     return out, expect
 
 
+def case_public_answers(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    """With the site's address set: RSVP links (with a headcount), preferences and calendar-feed
+    links, and the https unsubscribe link with one-click List-Unsubscribe-Post."""
+    out = reminder(group, public=True)
+    assert out.prep.renderer.fast
+    assert out.prep.context["answers"].rsvp and out.prep.context["answers"].guests
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        text, html = bodies[0]
+        assert "Will you be there?" in html and f'href="{PUBLIC_URL}/' in html
+        assert f"{PUBLIC_URL}/" in text
+
+    return out, expect
+
+
+def case_change_coming(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
+    """A change notice that tells the members who said they would come that it knows (rsvp_note)."""
+    out = change_notice(group, DINNER_TIME, public=True, coming=frozenset({MEMBERS[0][0], MEMBERS[6][0]}))
+
+    def expect(bodies: list[tuple[str, str]]) -> None:
+        note = "You told us you’d come"
+        assert note in flat(bodies[0][0]) and note in flat(bodies[6][1]) and note not in flat(bodies[1][1])
+
+    return out, expect
+
+
 CASES = {
     "reminder-dinner-venue-note-cancelled-later": case_reminder,
     "change-notice-time": case_change_time,
     "change-notice-cancelled": case_change_cancelled,
     "if-member-name": case_if_member_name,
     "member-values-text-html-attribute": case_member_values,
+    "public-url-rsvp-preferences-feed": case_public_answers,
+    "change-notice-coming-note": case_change_coming,
 }
 
 
@@ -333,3 +381,13 @@ def test_fast_path_equals_reference(group: Path, case: str) -> None:
     write_members(group)
     out, expect = CASES[case](group)
     expect(check_every_member(out))
+
+
+@pytest.mark.parametrize(("plain", "discreet"), [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("case", ["reminder-dinner-venue-note-cancelled-later", "change-notice-cancelled"])
+def test_plain_and_discreet_forms(group: Path, case: str, plain: bool, discreet: bool) -> None:
+    """A member's own form: text only, and/or discreet mode's neutral From, Subject and calendar title."""
+    write_members(group)
+    out, _ = CASES[case](group)
+    bodies = check_every_member(out, plain=plain, discreet=discreet)
+    assert all(html == "" for _, html in bodies) if plain else all(html for _, html in bodies)
