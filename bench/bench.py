@@ -660,7 +660,7 @@ STAGES = [  # (label, regex on any frame "Function (path:line)" of a sample): in
     ("  transport send (whole SMTP transaction)", r"^_SmtpConnection\.(send|_transaction) \("),
     ("    MAIL/RCPT/DATA commands (aiosmtplib execute_command)", r"^SMTP\.(mail|rcpt|execute_command) \("),
     ("      of which address parsing (email.utils.parseaddr)", r"^(parse_address|quote_address) \("),
-    ("    message body: wire_data (CRLF/dot-stuffing) + write + reply", r"^wire_data \(|^SMTP\.data \("),
+    ("    message body: SMTP.data (CRLF/dot-stuffing, write, reply)", r"^SMTP\.data \("),
     ("      aiosmtplib's CRLF regex (normalize_message_line_endings)", r"^normalize_message_line_end"),
     ("  progress.advance", r"progress\.py"),
 ]

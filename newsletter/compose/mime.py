@@ -40,7 +40,6 @@ class Envelope:
     data: bytes
     message_id: str
     key: str  # the member's lower-cased address: the ledger's key
-    crlf: bool = False  # built here: every line ends in CRLF (the SMTP transport can skip checking)
     token_hash: str = ""  # SHA-256 (hex) of the member's unsubscribe token, for the ledger; "" if none
     row: int | None = None  # the member's line in subscribers.csv, for messages that must not name them
 
@@ -84,35 +83,9 @@ def address_header(name: str, display: str, address: str) -> bytes:
 
 
 def _qp_line(line: str) -> bytes:
-    """One text line, quoted-printable, soft-wrapped at 76; a physical line never starts with "."
-    (written =2E), so the message needs no SMTP dot-stuffing on the way out."""
+    """One text line, quoted-printable, soft-wrapped at 76 (SMTP dot-stuffing is aiosmtplib's)."""
     encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    if encoded.startswith(b".") or b"\n." in encoded:
-        encoded = _rewrap_without_leading_dots(encoded)
     return encoded.replace(b"\n", CRLF)
-
-
-def _rewrap_without_leading_dots(encoded: bytes) -> bytes:
-    # The rare line (CSS in the <style> block: ".wrapper {") — re-wrap its tokens (a byte, or =XX)
-    # so that a "." opening a physical line becomes =2E and no line passes 76 characters.
-    flat = encoded.replace(b"=\n", b"")
-    tokens = []
-    i = 0
-    while i < len(flat):
-        step = 3 if flat[i : i + 1] == b"=" else 1
-        tokens.append(flat[i : i + step])
-        i += step
-    lines: list[bytes] = []
-    current = b""
-    for token in tokens:
-        piece = b"=2E" if not current and token == b"." else token
-        if len(current) + len(piece) > 75:
-            lines.append(current + b"=")
-            current = b""
-            piece = b"=2E" if token == b"." else token
-        current += piece
-    lines.append(current)
-    return b"\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -351,7 +324,6 @@ class MessageFactory:
             data,
             mid,
             subscriber.key,
-            crlf=True,
             token_hash=token_hash(token),
             row=subscriber.line,
         )
@@ -386,4 +358,4 @@ def small_message(
     if html is not None:
         msg.add_alternative(html, subtype="html")
     data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", CRLF)
-    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower(), crlf=True)
+    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower())

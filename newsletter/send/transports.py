@@ -122,8 +122,6 @@ class Smtp:
         )
         try:
             await client.connect()
-            if client.is_ehlo_or_helo_needed:  # commands below go out raw: greet first
-                await client.ehlo()
             if s.username:
                 # config refuses credentials on plain SMTP unless the relay is on this machine.
                 if s.security == "plain" and not s.is_loopback:
@@ -164,62 +162,23 @@ async def _quit(client: object) -> None:
             close()
 
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-def wire_data(data: bytes, *, crlf: bool = False) -> bytes | None:
-    """The message as DATA carries it (dot-stuffed, ending in CRLF.CRLF), or None when its line
-    ends are not all CRLF (then aiosmtplib normalises it). Messages built here are CRLF throughout
-    and quoted-printable never starts a line with "." (message._qp_line), so the usual cost is one
-    byte search instead of aiosmtplib's two regex passes over every line of 20 KB."""
-    if not crlf:  # not known to be clean: check (three byte counts over the message)
-        pairs = data.count(b"\r\n")
-        if data.count(b"\n") != pairs or data.count(b"\r") != pairs or not data.endswith(b"\r\n"):
-            return None
-    if data.startswith(b".") or b"\n." in data:
-        data = _LEADING_DOT.sub(b"..", data)
-    return data + b".\r\n"
-
-
 class _SmtpConnection:
     def __init__(self, client: object) -> None:
         self.client = client
         self.stage = "envelope"
 
     async def _transaction(self, envelope: Envelope) -> tuple[int, str]:
-        """MAIL, RCPT, DATA: (code, reply) of the last step reached; ``self.stage`` says which.
-
-        Plain ASCII envelopes go as raw commands (the addresses were validated when the list was
-        read); others, needing SMTPUTF8, through aiosmtplib's own mail()/rcpt()."""
+        """MAIL, RCPT, DATA through aiosmtplib: (code, reply) of the last step; ``self.stage`` says
+        how far it got (a refusal raises ``SMTPResponseException``)."""
         import aiosmtplib
 
         client = self.client
         assert isinstance(client, aiosmtplib.SMTP)
         self.stage = "envelope"
-        if envelope.sender.isascii() and envelope.recipient.isascii():
-            reply = await client.execute_command(b"MAIL", b"FROM:<" + envelope.sender.encode() + b">")
-            if reply.code != 250:
-                return reply.code, reply.message
-            reply = await client.execute_command(b"RCPT", b"TO:<" + envelope.recipient.encode() + b">")
-            if reply.code not in (250, 251):
-                return reply.code, reply.message
-        else:
-            await client.mail(envelope.sender)
-            await client.rcpt(envelope.recipient)
+        await client.mail(envelope.sender)
+        await client.rcpt(envelope.recipient)
         self.stage = "data"  # from here on, a lost connection leaves the outcome unknown
-        wire = wire_data(envelope.data, crlf=envelope.crlf)
-        if wire is None:
-            reply = await client.data(envelope.data)
-            return reply.code, reply.message
-        reply = await client.execute_command(b"DATA")
-        if reply.code != 354:
-            return reply.code, reply.message
-        protocol = client.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        # write() then read_response() with no await between them, as execute_command does.
-        protocol.write(wire)
-        reply = await protocol.read_response(timeout=client.timeout)
+        reply = await client.data(envelope.data)
         return reply.code, reply.message
 
     async def send(self, envelope: Envelope) -> Outcome:
