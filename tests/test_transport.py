@@ -128,6 +128,36 @@ def test_settings_repr_hides_the_password() -> None:
     assert smtp.port == 465 and smtp.security == "tls"
 
 
+WIRE_CASES = [
+    b"a\r\n.b\r\n",
+    b".x\r\n",
+    b"..\r\n.\r\n...\r\n",
+    b"no dots\r\nat all\r\n",
+    b"Subject: x\r\n\r\n.wrapper {\r\n  color: red;\r\n}\r\n.\r\n",
+    b"=2E\r\n.=\r\n.\r\n",
+]
+
+
+@pytest.mark.parametrize("data", WIRE_CASES)
+def test_wire_data_is_what_aiosmtplib_data_would_write(data: bytes) -> None:
+    # The one piece of the SMTP conversation not left to aiosmtplib: the same bytes, cheaper.
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+    from newsletter.send.transports import wire_data
+
+    reference = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+    assert wire_data(data) == reference
+    assert wire_data(data, crlf=True) == reference
+
+
+def test_wire_data_leaves_bare_line_feeds_to_aiosmtplib() -> None:
+    from newsletter.send.transports import wire_data
+
+    assert wire_data(b"a\nb\r\n") is None
+    assert wire_data(b"a\rb\r\n") is None
+    assert wire_data(b"no end") is None
+
+
 def test_lines_starting_with_a_dot_arrive_intact(
     group: Path, run: CliRunner, smtp: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
