@@ -40,6 +40,7 @@ class Envelope:
     data: bytes
     message_id: str
     key: str  # the member's lower-cased address: the ledger's key
+    crlf: bool = False  # built here: every line ends in CRLF (the SMTP transport can skip checking)
     token_hash: str = ""  # SHA-256 (hex) of the member's unsubscribe token, for the ledger; "" if none
     row: int | None = None  # the member's line in subscribers.csv, for messages that must not name them
 
@@ -324,6 +325,7 @@ class MessageFactory:
             data,
             mid,
             subscriber.key,
+            crlf=True,
             token_hash=token_hash(token),
             row=subscriber.line,
         )
@@ -358,4 +360,4 @@ def small_message(
     if html is not None:
         msg.add_alternative(html, subtype="html")
     data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", CRLF)
-    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower())
+    return Envelope(address, to, data, str(msg["Message-ID"]), to.lower(), crlf=True)
