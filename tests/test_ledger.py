@@ -16,7 +16,8 @@ from newsletter.errors import ConfigError
 from newsletter.model import CampaignState, MailKind
 from newsletter.model import DeliveryStatus as Status
 from newsletter.state import migrations
-from newsletter.state.ledger import Campaign, Delivery, Ledger, Result
+from newsletter.state.journal import Header
+from newsletter.state.ledger import Campaign, Claim, Delivery, Ledger, Result
 from newsletter.state.members import token_hash
 from newsletter.state.migrations import LATEST
 
@@ -299,17 +300,17 @@ def sent(address: str) -> Result:
     return Result(address, Status.SENT, 250, "2.0.0 Ok", None)
 
 
-def test_write_batch_records_which_transport_took_each_message(tmp_path: Path) -> None:
+def test_claims_and_results_record_which_transport_took_each_message(tmp_path: Path) -> None:
     with Ledger(tmp_path / "state.sqlite3") as ledger:
         ledger.open_campaign(
             CID, meeting="2026-12-08", reminder="week-before", kind=MailKind.REMINDER, now=NOW
         )
         ledger.enqueue(CID, ["ann@example.org", "bea@example.org", "cy@example.org"], now=NOW)
-        ledger.write_batch(CID, claims=[("ann@example.org", "<1@x>")], results=[], now=NOW, via="outbox")
+        ledger.claim(CID, [Claim("ann@example.org", Status.PENDING, "<1@x>")], now=NOW, via="outbox")
         assert ledger.statuses(CID, ["ann@example.org"])["ann@example.org"].via == "outbox"
-        ledger.write_batch(CID, claims=[], results=[sent("ann@example.org")], now=NOW, via="outbox")
-        ledger.write_batch(CID, claims=[("bea@example.org", "<2@x>")], results=[], now=NOW)
-        ledger.write_batch(CID, claims=[], results=[sent("bea@example.org")], now=NOW)
+        ledger.fold(Header(CID, "outbox", None), [sent("ann@example.org")], now=NOW)
+        ledger.claim(CID, [Claim("bea@example.org", Status.PENDING, "<2@x>")], now=NOW)
+        ledger.fold(Header(CID, "relay", None), [sent("bea@example.org")], now=NOW)
         found = ledger.statuses(CID, ["ann@example.org", "bea@example.org", "cy@example.org"])
         assert {a: (d.status, d.via) for a, d in found.items()} == {
             "ann@example.org": (Status.SENT, "outbox"),
@@ -317,7 +318,67 @@ def test_write_batch_records_which_transport_took_each_message(tmp_path: Path) -
             "cy@example.org": (Status.PENDING, "relay"),  # never tried: NULL reads as the relay
         }
         with pytest.raises(ValueError, match="via"):
-            ledger.write_batch(CID, claims=[], results=[], now=NOW, via="pigeon")
+            ledger.claim(CID, [], now=NOW, via="pigeon")
+
+
+#: Schema 5's deliveries table, as files of that release have it (schema 6 rebuilds it).
+V5_DELIVERIES = """
+CREATE TABLE deliveries (
+    campaign TEXT NOT NULL REFERENCES campaigns(id),
+    address TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+        ('pending', 'sending', 'sent', 'deferred', 'failed', 'ambiguous', 'suppressed', 'removed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    code INTEGER,
+    reply TEXT,
+    next_try TEXT,
+    message_id TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (campaign, address)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_status ON deliveries (campaign, status);
+ALTER TABLE deliveries ADD COLUMN via TEXT CHECK (via IN ('relay', 'outbox'));
+CREATE INDEX deliveries_message_id ON deliveries (message_id);
+"""
+
+
+V5_ROWS = """
+INSERT INTO deliveries VALUES ('2026-12-08/week-before', 'bea@example.org', 'failed', 1, 550,
+    '5.1.1 no such user', NULL, '<a.c@example.org>', '2026-12-01T14:01:00+00:00', 'relay');
+INSERT INTO deliveries VALUES ('2026-12-08/week-before', 'ann@example.org', 'sent', 1, 250, '2.0.0 Ok',
+    NULL, '<a.b@example.org>', '2026-12-01T14:01:00+00:00', 'relay');
+"""
+
+
+def test_a_schema_5_file_gets_its_deliveries_numbered_in_place(tmp_path: Path) -> None:
+    path = old_release_file(tmp_path / "state.sqlite3")
+    with Ledger(path) as ledger:
+        pass
+    db = sqlite3.connect(path, isolation_level=None)  # back to schema 5's deliveries, rows and all
+    db.executescript("DROP TABLE deliveries; DROP TABLE told_runs;" + V5_DELIVERIES + V5_ROWS)
+    db.execute("PRAGMA user_version = 5")
+    db.close()
+    assert "id" not in columns(path, "deliveries")
+    with Ledger(path) as ledger:
+        rows = {d.address: d for d in ledger.deliveries(CID)}
+        assert (rows["ann@example.org"].status, rows["ann@example.org"].message_id) == (
+            Status.SENT,
+            "<a.b@example.org>",
+        )
+        assert rows["bea@example.org"].reply == "5.1.1 no such user"
+        assert ledger.delivery_for_message_id("<a.c@example.org>") == (CID, "bea@example.org")
+        assert ledger.told("2026-12-08") == {"ann@example.org": '{"time": "18:00"}'}  # the rows of before
+        ledger.enqueue(CID, ["ann@example.org", "dee@example.org"], now=NOW)  # still one row per member
+        assert ledger.counts(CID) == {"sent": 1, "failed": 1, "pending": 1}
+        plan = " ".join(
+            str(r[-1])
+            for r in ledger.db.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM deliveries WHERE campaign = ? AND address = ?", (CID, "x")
+            )
+        )
+        assert "deliveries_key" in plan
+    assert user_version(path) == LATEST
+    assert columns(path, "deliveries")[:2] == ["id", "campaign"] and columns(path, "deliveries")[-1] == "via"
 
 
 def test_unsubscribe_tokens_are_kept_hashed_and_found_in_one_lookup(tmp_path: Path) -> None:

@@ -8,12 +8,13 @@ has passed: the loop checks the clock before each message, not only when it star
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import TYPE_CHECKING
 
 from newsletter.compose.mime import Envelope
@@ -22,15 +23,22 @@ from newsletter.model import FINAL, CampaignState, DeliveryStatus, MailKind, Rep
 from newsletter.send.progress import Progress
 from newsletter.send.transports import Outcome, Transport, redact
 from newsletter.state.bounces import enhanced_status, reason_of, send_time_kind
-from newsletter.state.ledger import Ledger, Result
+from newsletter.state.journal import Header
+from newsletter.state.ledger import Claim, Ledger, Result
+from newsletter.state.recorder import Recorder, recording
 
 if TYPE_CHECKING:
+    from newsletter.compose.mime import MessageFactory
     from newsletter.project import Project
     from newsletter.timing import Due
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # members read, looked up and queued at a time: memory stays flat with the list's size
+#: Members read, looked up and claimed at a time (one transaction): the first chunk small, so the
+#: first message goes soon, then twice as many each time up to the last size.  Memory stays flat
+#: with the list's size, and the writes a claim makes at random places in the file (each new row's
+#: index entries, its Message-ID's, its token's) share their pages with many others.
+CHUNKS = (1000, 2000, 4000, 8000)
 RECONNECTS = 3  # tries to hand one message over when the connection keeps dropping
 Clock = Callable[[], dt.datetime]
 Status = DeliveryStatus
@@ -43,57 +51,15 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def _chunks(items: Iterable[Subscriber]) -> Iterator[list[Subscriber]]:
     it = iter(items)
-    while chunk := list(islice(it, CHUNK)):
+    sizes = chain(CHUNKS, repeat(CHUNKS[-1]))
+    while chunk := list(islice(it, next(sizes))):
         yield chunk
-
-
-class _Journal:
-    """Group commit: the ledger writes of all connections that finish in the same moment share one
-    transaction. A claim is committed before its message goes out and a result before the same
-    connection's next claim, so a crash can only resend what was claimed and not yet confirmed:
-    at most one message per connection."""
-
-    def __init__(
-        self, ledger: Ledger, campaign: str, clock: Clock, told: tuple[str, str] | None, via: str
-    ) -> None:
-        self.ledger, self.campaign, self.clock, self.told, self.via = ledger, campaign, clock, told, via
-        self.claims: list[tuple[str, str]] = []
-        self.results: list[Result] = []
-        self.waiters: list[asyncio.Future[None]] = []
-
-    async def commit(self, *, claim: tuple[str, str] | None = None, result: Result | None = None) -> None:
-        if claim is not None:
-            self.claims.append(claim)
-        if result is not None:
-            self.results.append(result)
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        if not self.waiters:  # the first writer of this moment schedules the one transaction
-            loop.call_soon(self.flush)
-        self.waiters.append(waiter)
-        await waiter
-
-    def flush(self) -> None:
-        claims, results, waiters = self.claims, self.results, self.waiters
-        self.claims, self.results, self.waiters = [], [], []
-        try:
-            self.ledger.write_batch(
-                self.campaign, claims=claims, results=results, now=self.clock(), told=self.told, via=self.via
-            )
-        except BaseException as err:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(err)
-            return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
 
 def _result(key: str, outcome: Outcome, attempts: int, now: dt.datetime) -> Result:
     status = outcome.status
     next_try = now + backoff(attempts) if status in {Status.DEFERRED, Status.AMBIGUOUS} else None
-    return Result(key, status, outcome.code, outcome.reply, next_try)
+    return Result(key, status, outcome.code, outcome.reply, next_try, attempts=attempts, at=now)
 
 
 @dataclass
@@ -113,15 +79,17 @@ class _Run:
     told: tuple[str, str] | None
     deadline: dt.datetime | None
     via: str = "relay"
+    ids: Callable[[str], tuple[str, str]] | None = None
     report: Report = field(init=False)
     halt: asyncio.Event = field(default_factory=asyncio.Event)  # stop after what is in flight
     capped: list[DailyCapReached] = field(default_factory=list)
     complete: bool = False  # the whole list was read: rows not met in it left the list
+    claimed: dict[str, Claim] = field(default_factory=dict)  # claimed, no result yet
+    kept_open: set[str] = field(default_factory=set)  # met in the list, row left open (deferred…)
 
     def __post_init__(self) -> None:
         self.report = Report(self.campaign)
         self.queue: asyncio.Queue[tuple[Envelope, int] | None] = asyncio.Queue(maxsize=self.connections * 8)
-        self.journal = _Journal(self.ledger, self.campaign, self.clock, self.told, self.via)
 
     def too_late(self) -> bool:
         """The meeting has started (or SIGTERM came): nothing more may be handed over."""
@@ -129,49 +97,65 @@ class _Run:
             return True
         return self.deadline is not None and self.clock() >= self.deadline
 
-    async def produce(self) -> None:
+    async def produce(self, recorder: Recorder) -> None:
         suppressed = self.ledger.suppressed()
-        tokens: list[tuple[str, str]] = []
         for number, chunk in enumerate(_chunks(self.members)):
-            now = self.clock()
             if number:  # an unsubscribe during a long send is honoured from the next chunk on
                 suppressed = self.ledger.suppressed()
-            keys = [m.key for m in chunk]
             self.report.total += len(chunk)
-            self.ledger.enqueue(self.campaign, keys, now=now, seen=True)
-            blocked = [k for k in keys if k in suppressed]
-            if blocked:
-                self.ledger.mark(self.campaign, blocked, Status.SUPPRESSED, now=now)
-            states = self.ledger.statuses(self.campaign, keys)
-            for member in chunk:
-                row = states[member.key]
-                if row.status in FINAL or member.key in suppressed:
-                    self.progress.advance("skipped")
-                    continue
-                if row.status == Status.DEFERRED and row.next_try and row.next_try > _iso(now):
-                    self.report.counts[Status.DEFERRED] += 1
-                    self.progress.advance(Status.DEFERRED)
-                    continue
+            todo = self.claim(chunk, suppressed, recorder)
+            if todo is None:
+                return  # SIGTERM, the day's cap or the meeting's start: queue no more
+            for member, attempts in todo:
                 if self.halt.is_set() or self.too_late():
-                    return  # SIGTERM, the day's cap or the meeting's start: queue no more
-                envelope = self.build(member)
-                if envelope.token_hash:
-                    tokens.append((envelope.token_hash, envelope.key))
-                await self.queue.put((envelope, row.attempts))
-            # An unsubscribe click then costs one indexed lookup (older links fall back to a scan).
-            self.ledger.remember_tokens(tokens)
-            tokens.clear()
+                    return  # what is claimed and not queued goes back as it was, at the end
+                await self.queue.put((self.build(member), attempts))
         self.complete = True
 
-    async def produce_then_stop(self) -> None:
-        await self.produce()
+    def claim(
+        self, chunk: list[Subscriber], suppressed: Mapping[str, object], recorder: Recorder
+    ) -> list[tuple[Subscriber, int]] | None:
+        """Look the chunk up, and claim in one transaction the members it is sent to; those, and the
+        tries each has had (None: too late to send anything)."""
+        now = self.clock()
+        states = self.ledger.statuses(self.campaign, [m.key for m in chunk])
+        claims: list[Claim] = []
+        blocked: list[tuple[str, Status | None]] = []
+        todo: list[tuple[Subscriber, int]] = []
+        for member in chunk:
+            row = states.get(member.key)
+            if (row is not None and row.status in FINAL) or member.key in suppressed:
+                if row is None or row.status not in FINAL:
+                    blocked.append((member.key, row.status if row else None))
+                self.progress.advance("skipped")
+                continue
+            if row and row.status == Status.DEFERRED and row.next_try and row.next_try > _iso(now):
+                self.kept_open.add(member.key)
+                self.report.counts[Status.DEFERRED] += 1
+                self.progress.advance(Status.DEFERRED)
+                continue
+            mid, token = self.ids(member.key) if self.ids else (None, "")
+            claims.append(Claim(member.key, row.status if row else None, mid, token))
+            todo.append((member, row.attempts if row else 0))
+        if claims and (self.halt.is_set() or self.too_late()):
+            claims = []
+        if claims or blocked:
+            told = self.told if claims and recorder.header is None else None
+            run = self.ledger.claim(self.campaign, claims, now=now, via=self.via, suppress=blocked, told=told)
+            self.claimed.update((c.address, c) for c in claims)
+            if claims and recorder.header is None:
+                recorder.begin(Header(self.campaign, self.via, run))
+        return todo if claims or not todo else None
+
+    async def produce_then_stop(self, recorder: Recorder) -> None:
+        await self.produce(recorder)
         if not self.halt.is_set():  # when halted, the halting connection queued the stop signals
             for _ in range(self.connections):
                 await self.queue.put(None)
 
     def stop_all(self, err: DailyCapReached) -> None:
-        # The other connections finish and record what they are sending; the message in hand is
-        # not claimed, so it simply waits for the next run.
+        # The other connections finish and record what they are sending; the message in hand was
+        # never handed over, so it goes back as it was and waits for the next run.
         self.capped.append(err)
         self.halt.set()
         while not self.queue.empty():  # what is queued stays pending in the ledger
@@ -192,9 +176,8 @@ class _Run:
             await asyncio.sleep(pause)
         return True
 
-    async def consume(self) -> None:
+    async def consume(self, recorder: Recorder) -> None:
         conn = None
-        unsaved: Result | None = None  # the last outcome, written together with the next claim
         try:
             while (item := await self.queue.get()) is not None and not self.halt.is_set():
                 envelope, attempts = item
@@ -207,8 +190,6 @@ class _Run:
                         break
                     if conn is None:
                         conn = await self.transport.connect()
-                    await self.journal.commit(claim=(envelope.key, envelope.message_id), result=unsaved)
-                    unsaved = None
                     attempts += 1
                     outcome = await conn.send(envelope)
                     if outcome.reconnect:
@@ -217,26 +198,23 @@ class _Run:
                     if not outcome.dropped:
                         break
                 if outcome.status == Status.PENDING:
-                    continue  # never claimed: stays as it was in the ledger
-                unsaved = self.record(envelope, outcome, attempts)
-            if unsaved is not None:
-                await self.journal.commit(result=unsaved)
-                unsaved = None
+                    continue  # never handed over: goes back as it was, at the end
+                self.record(envelope, outcome, attempts, recorder)
         finally:
-            if unsaved is not None:  # stopped or failed: the outcome we have must not be lost
-                self.ledger.write_batch(
-                    self.campaign,
-                    claims=[],
-                    results=[unsaved],
-                    now=self.clock(),
-                    told=self.told,
-                    via=self.via,
-                )
             if conn is not None:
                 await conn.close()
 
-    def record(self, envelope: Envelope, outcome: Outcome, attempts: int) -> Result:
-        result = _result(envelope.key, outcome, attempts, self.clock())
+    def record(self, envelope: Envelope, outcome: Outcome, attempts: int, recorder: Recorder) -> None:
+        claim = self.claimed.pop(envelope.key, None)
+        result = dataclasses.replace(
+            _result(envelope.key, outcome, attempts, self.clock()),
+            # What the claim could not know (no ``ids``), or knew otherwise, comes with the result.
+            message_id=None if claim and claim.message_id == envelope.message_id else envelope.message_id,
+            token_hash="" if claim and claim.token_hash == envelope.token_hash else envelope.token_hash,
+        )
+        recorder.add(result)  # first: from here on a crash cannot send her this message again
+        if result.status not in FINAL:
+            self.kept_open.add(envelope.key)
         # A permanent refusal of the address counts as a hard bounce (a refusal of the message itself,
         # spam or size, does not): see state/bounces.py.
         refused = result.status == Status.FAILED and outcome.code and self.via == "relay"
@@ -258,7 +236,6 @@ class _Run:
             )
         self.report.counts[result.status] += 1
         self.progress.advance(result.status)
-        return result
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -280,38 +257,54 @@ async def deliver(
     told: tuple[str, str] | None = None,
     deadline: dt.datetime | None = None,
     via: str = "relay",
+    ids: Callable[[str], tuple[str, str]] | None = None,
 ) -> Report:
     """Send one mailing to every member the ledger does not already count as done.
 
     The caller holds the send lock, so a ``sending`` row here was left by a crash and is sent again.
-    ``told`` (meeting, details) is recorded for each member reached, for change notices.
+    ``told`` (meeting, details) is recorded for each member reached, for change notices. ``ids``: a
+    member key's Message-ID and unsubscribe token hash, as her envelope will have them, so that the
+    claim records them before anything is sent (without it, each result brings them).
     """
     run = _Run(
         campaign, members, build, ledger, transport, clock, max(1, connections),
-        progress or Progress(), throttle, stop, told, deadline, via,
+        progress or Progress(), throttle, stop, told, deadline, via, ids,
     )  # fmt: skip
     run.progress.start(None)
-    ledger.start_run()
-    tasks = [
-        asyncio.create_task(run.produce_then_stop()),
-        *(asyncio.create_task(run.consume()) for _ in range(run.connections)),
-    ]
-    try:
-        # The first failure (say, the relay cannot be reached) ends the run; the rest stay pending.
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if run.journal.waiters:
-            run.journal.flush()
-        run.progress.finish()
+    with recording(ledger, clock) as recorder:
+        tasks = [
+            asyncio.create_task(run.produce_then_stop(recorder)),
+            *(asyncio.create_task(run.consume(recorder)) for _ in range(run.connections)),
+        ]
+        try:
+            # The first failure (say, the relay cannot be reached) ends the run; the rest stay pending.
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Claimed and never handed over (the cap, the meeting's start, a failure): back as it was.
+            recorder.fold({key: claim.before for key, claim in run.claimed.items()}, last=True)
+            run.progress.finish()
     if run.capped:
         run.capped[0].report = run.report
         raise run.capped[0]
     if run.complete:  # taken off the list since the mailing started: nothing more to send them
-        ledger.mark_not_seen(campaign, Status.REMOVED, now=clock())
+        ledger.mark_not_seen(campaign, Status.REMOVED, keep=run.kept_open | run.claimed.keys(), now=clock())
     return run.report
+
+
+def _ids(factory: MessageFactory) -> Callable[[str], tuple[str, str]]:
+    """A member key's Message-ID and unsubscribe token hash, as her envelope will carry them: the claim
+    records both before anything is sent (a bounce, an unsubscribe click, finds her even after a crash)."""
+    from newsletter.state.members import token_hash
+    from newsletter.tokens import message_id, unsubscribe_token
+
+    def ids(key: str) -> tuple[str, str]:
+        mid = message_id(factory.secret, factory.campaign, key, factory.domain)
+        return mid, token_hash(unsubscribe_token(factory.secret, key))
+
+    return ids
 
 
 def send_mailing(
@@ -332,6 +325,9 @@ def send_mailing(
     from newsletter.send.pipeline import Builder, Pipeline, blocking_placeholders, ledger_id
     from newsletter.send.ratelimit import limiter_for
 
+    # What a killed send left must count before anything is read (the day's budget, who was told).
+    # Opening the ledger folded it, unless another process was folding it at that moment: wait.
+    ledger.recover(wait=True)
     mailing = due.mailing
     settings = project.settings
     cid = ledger_id(settings, mailing.id)
@@ -349,7 +345,7 @@ def send_mailing(
     blocking_placeholders(project, mailing, clock())
     sequence = ledger.sequence(mailing.meeting.key, told)
     builder = Builder(project, due, columns=project.columns(), sequence=sequence, choices=choices)
-    builder.prepared(clock())  # template problems show before anything is recorded
+    factory = builder.prepared(clock()).factory  # template problems show before anything is recorded
     pipeline = Pipeline(settings, project.signer, mailing.id)
     # SMTP_RATE_LIMIT: a day's budget already spent stops here, before anything is built.
     limiter = limiter_for(settings.rate, ledger, now=clock) if settings.smtp else None
@@ -374,6 +370,7 @@ def send_mailing(
                 throttle=limiter.throttle if limiter else None,
                 deadline=mailing.meeting.start(project.schedule.group.tz),
                 via="relay" if settings.smtp else "outbox",
+                ids=_ids(factory),
             )
         )
     except DeliveryError as err:

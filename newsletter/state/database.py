@@ -31,6 +31,8 @@ class Database:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA temp_store=MEMORY")  # sorts and IN lists: no temporary files
+            self.db.execute("PRAGMA wal_autocheckpoint=4000")
             migrate(self.db, path)
         except (sqlite3.Error, OSError) as err:
             self.db.close()

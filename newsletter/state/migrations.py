@@ -122,12 +122,51 @@ V3_BOUNCES = (
     "CREATE INDEX deliveries_message_id ON deliveries (message_id)",
 )
 
+#: 6: a mailing writes few pages (issue 13).  Deliveries are numbered in the order they are made, the
+#: order of the list (a rowid table: the results one fold writes sit side by side, in the table and in
+#: the status index), with a unique (campaign, address) index.  What members were told is no longer
+#: a row of its own per member: a delivery that reached her names its send run (``told``, a
+#: ``told_runs`` id) and the run holds the details; the ``told`` table keeps the rows written before.
+V6_FEW_PAGES = (
+    """CREATE TABLE deliveries_v6 (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL REFERENCES campaigns(id),
+    address TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+        ('pending', 'sending', 'sent', 'deferred', 'failed', 'ambiguous', 'suppressed', 'removed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    code INTEGER,
+    reply TEXT,
+    next_try TEXT,
+    message_id TEXT,
+    updated_at TEXT NOT NULL,
+    told INTEGER,
+    via TEXT CHECK (via IN ('relay', 'outbox'))
+)""",
+    "INSERT INTO deliveries_v6 (campaign, address, status, attempts, code, reply, next_try, message_id,"
+    " updated_at, via) SELECT campaign, address, status, attempts, code, reply, next_try, message_id,"
+    " updated_at, via FROM deliveries ORDER BY campaign, address",
+    "DROP TABLE deliveries",
+    "ALTER TABLE deliveries_v6 RENAME TO deliveries",
+    "CREATE UNIQUE INDEX deliveries_key ON deliveries (campaign, address)",
+    "CREATE INDEX deliveries_status ON deliveries (campaign, status)",
+    "CREATE INDEX deliveries_message_id ON deliveries (message_id)",
+    """CREATE TABLE IF NOT EXISTS told_runs (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    meeting TEXT NOT NULL,
+    details TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS told_runs_meeting ON told_runs (meeting)",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     V1_SCHEMA,
     V2_TRANSPORT_TOKENS_STOPPED,
     V3_BOUNCES,
     V4_CONSOLE,  # state/console_tables.py
     V5_ANSWERS,  # state/answers_tables.py
+    V6_FEW_PAGES,
 )
 #: The schema version this code writes.
 LATEST = len(MIGRATIONS)
