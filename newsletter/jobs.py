@@ -201,7 +201,7 @@ def tick(
                         report.lines.append(line)
                 elif state == Window.DUE and wanted(project, ledger, due):
                     todo.append(due)
-            report.lines.extend(read_bounces(project, now=now))
+            report.lines.extend(read_bounces(project, now=now, ledger=ledger))
             for due in todo:
                 if stop is not None and stop.is_set():
                     break
@@ -343,10 +343,15 @@ def _blocked(project: Project, ledger: Ledger, due: Due, err: DataError, *, now:
     return f"{due.id}: blocked — " + "; ".join(problems)
 
 
-def read_bounces(project: Project, *, now: dt.datetime) -> list[str]:
+def read_bounces(project: Project, *, now: dt.datetime, ledger: Ledger | None = None) -> list[str]:
     """Bounce and complaint reports that arrived since the last run (NEWSLETTER_BOUNCE_MAILBOX), so
     that a bouncing member is not mailed by the sends that follow; the organisers hear of each new
-    one once. A mailbox that cannot be read is logged and never stops the sending."""
+    one once. A mailbox that cannot be read is logged and never stops the sending.
+
+    ``ledger``: the caller's open ledger; with no mailbox to read and nothing in it to tell, there
+    is nothing to do, and the bounce machinery (mailbox and parsing libraries) is not even loaded."""
+    if ledger is not None and project.settings.bounce_mailbox is None and not ledger.unannounced():
+        return []
     from newsletter.bounces import process, tell_organisers
     from newsletter.errors import NewsletterError
 

@@ -141,11 +141,12 @@ class Settings:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """`.env` values; a line python-dotenv cannot parse is an error naming the line, not a warning."""
+    if not path.is_file():
+        return {}
+    # python-dotenv loads only when there is a file to read: a tick under cron pays for no more.
     from dotenv.main import DotEnv
     from dotenv.parser import parse_stream
 
-    if not path.is_file():
-        return {}
     text = path.read_text(encoding="utf-8-sig")
     line = 1
     for binding in parse_stream(io.StringIO(text)):
