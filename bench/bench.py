@@ -613,9 +613,11 @@ def compare(
         )
         print(
             f"  {'':26} [{', '.join(f'{b.rate:,.0f}' for b in alone)}] msgs/s; "
-            f"[{', '.join(f'{b.cpu_us:,.0f}' for b in alone)}] µs\n",
-            flush=True,
+            f"[{', '.join(f'{b.cpu_us:,.0f}' for b in alone)}] µs"
         )
+        ratio = med(r.rate / b.rate for r, b in zip(base, alone, strict=True))
+        verdict = check(f"(a) ≥ 0.85 × (b) at {conns} connections", ratio >= 0.85, f"{ratio:.2f}")
+        print(verdict + "\n", flush=True)
 
 
 def load() -> str:
@@ -641,6 +643,41 @@ def check(label: str, ok: bool, detail: str) -> str:
     return f"  [{'ok' if ok else 'FAIL'}] {label}: {detail}"
 
 
+# --- every target, each by its own benchmark ------------------------------------------------------
+
+TARGET_RUNS = [  # (what, script and arguments): each prints its figures and "[ok]"/"[FAIL]" lines
+    ("throughput: (a)/(b) at 4 and 16 connections", ["bench.py", "--rounds", "5", "--connections", "4,16"]),
+    ("throughput: (a)/(c) smtp-source, (a)/(d) mailmerge", ["bench.py", "--connections", "16"]),
+    ("ledger: transactions and bytes written per message", ["ledger_io.py"]),
+    ("personalised template beside the stock one", ["personalise.py"]),
+    ("start-up: check and a no-op tick", ["startup.py"]),
+    ("1,000,000 members: peak RSS and the first message", ["scale.py"]),
+]
+
+
+def all_targets() -> int:
+    """Run each benchmark in turn, showing its output, then every verdict line again in one list."""
+    verdicts: list[str] = []
+    for what, (script, *rest) in TARGET_RUNS:
+        print(f"\n=== {what} ===", flush=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / script), *rest],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            if "[ok]" in line or "[FAIL]" in line:
+                verdicts.append(f"{what}: {line.strip()}")
+        if proc.wait() != 0:
+            verdicts.append(f"{what}: [FAIL] the benchmark exited with {proc.returncode}")
+    print("\n=== every target ===")
+    print("\n".join(verdicts))
+    return 1 if any("[FAIL]" in v for v in verdicts) else 0
+
+
 # --- profile of (a) -----------------------------------------------------------------------------
 
 STAGES = [  # (label, regex on any frame "Function (path:line)" of a sample): inclusive time
@@ -649,12 +686,12 @@ STAGES = [  # (label, regex on any frame "Function (path:line)" of a sample): in
     ("prepare: render once (Jinja), premailer, ICS", r"^prepare \("),
     ("producer: read CSV, ledger lookups, build each message", r"^deliver\.<locals>\.produce \("),
     ("  iter_subscribers: CSV + email_validator", r"subscribers\.py"),
-    ("  ledger enqueue()/statuses() per chunk of 500", r"^Ledger\.(enqueue|statuses) \("),
+    ("  ledger claims and statuses per chunk", r"^DeliveryTables\.(claim|statuses) \("),
     ("  build: Prepared.build / MessageFactory.build", r"^(Prepared|MessageFactory)\.build \("),
     ("    per-member render fallback (render_member: Jinja + premailer)", r"^MailRenderer\.render_member \("),
     (
-        "ledger writes: claims + results (group commit, from the event loop)",
-        r"^(_Journal\.|Ledger\.(claim|record|write_batch) )",
+        "ledger writes: outcome journal and its folds",
+        r"^(Recorder\.|DeliveryTables\.fold |Journal\.)",
     ),
     ("consumers: wait for their claim, send, progress", r"^deliver\.<locals>\.consume \("),
     ("  transport send (whole SMTP transaction)", r"^_SmtpConnection\.(send|_transaction) \("),
@@ -668,7 +705,7 @@ LEAVES = [  # (label, regex on the innermost frame): own time, where the CPU act
     ("waiting in select/epoll (server, network: idle)", r"selectors\.py"),
     ("asyncio internals (event loop, tasks, transports)", r"asyncio/"),
     ("aiosmtplib own code", r"aiosmtplib/"),
-    ("SQLite calls in the ledger", r"newsletter/ledger\.py"),
+    ("SQLite calls in the ledger", r"newsletter/state/"),
     ("other newsletter code", r"newsletter/"),
     ("email package (parseaddr, headers, dates)", r"\(email/"),
     ("regular expressions", r"\(re/"),
@@ -791,8 +828,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --rounds: also run (a) with the `newsletter` package in DIR (repeatable)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile (a) with py-spy")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="instead: run each target's own benchmark (throughput at 4 and 16 connections, ledger "
+        "writes, personalised templates, start-up, 1,000,000 members) and print every figure against "
+        "its target; takes about an hour",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
+    if args.targets:
+        return all_targets()
     if not (os.access(SMTP_SINK, os.X_OK) and os.access(SMTP_SOURCE, os.X_OK)):
         print(INSTALL_POSTFIX, file=sys.stderr)
         return 1

@@ -161,10 +161,10 @@ def report(runs: list[Measure]) -> list[str]:
             f"{label} · {conns} connections · {len(mine)} rounds"
             f" · load {spread([r.load for r in mine], '.2f')}",
             f"  transactions / message  {spread([r.tx_per_msg for r in mine], '.4f')}"
-            f"   target ≤ {MAX_TRANSACTIONS}: {'OK' if tx <= MAX_TRANSACTIONS else 'MISSED'}",
+            f"   [{'ok' if tx <= MAX_TRANSACTIONS else 'FAIL'}] target ≤ {MAX_TRANSACTIONS}",
             f"  statements / message    {spread([r.st_per_msg for r in mine], '.2f')}",
             f"  bytes written / message {spread([r.bytes_per_msg / 1024 for r in mine], '.2f')} KB"
-            f"   target ≤ {MAX_BYTES // 1024} KB: {'OK' if kb <= MAX_BYTES else 'MISSED'}",
+            f"   [{'ok' if kb <= MAX_BYTES else 'FAIL'}] target ≤ {MAX_BYTES // 1024} KB",
             "    less pages cut off before writeback: "
             f"{spread([r.net_per_msg / 1024 for r in mine], '.2f')} KB",
             f"  wall {spread([r.wall for r in mine], '.1f')} s"

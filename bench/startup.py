@@ -179,7 +179,7 @@ def report(
     ]
     print()
     for name, ok, figure in verdicts:
-        print(f"[{'PASS' if ok else 'MISS'}] {name}: {figure}")
+        print(f"  [{'ok' if ok else 'FAIL'}] {name}: {figure}")
 
 
 def main() -> None:
