@@ -306,16 +306,19 @@ def case_change_cancelled(group: Path) -> tuple[Mailout, Callable[[list[tuple[st
 
 
 def case_if_member_name(group: Path) -> tuple[Mailout, Callable[[list[tuple[str, str]]], None]]:
-    """A template using a member value in logic: each member is rendered in full."""
+    """A template using a member value in logic: rendered once for the members with a name, once
+    for those without (more such templates below, under "personalised templates")."""
     after_greeting(group, "reminder.html", IF_NAME_HTML)
     after_greeting(group, "reminder.txt", IF_NAME_TEXT)
     out = reminder(group)
-    assert not out.prep.renderer.fast
+    assert not out.prep.renderer.fast and out.prep.variants is not None
 
     def expect(bodies: list[tuple[str, str]]) -> None:
         assert "Welcome back, Linda Harper!" in bodies[0][0] and "Welcome back, Linda Harper!" in bodies[0][1]
         assert "Welcome, friend!" in bodies[1][0] and "Welcome, friend!" in bodies[1][1]
         assert "Welcome back, Tom &amp; Jerry!" in bodies[6][1]
+        assert out.prep.variants is not None
+        assert (out.prep.variants.renders, out.prep.variants.full) == (2, 0)
 
     return out, expect
 
@@ -384,10 +387,150 @@ def test_fast_path_equals_reference(group: Path, case: str) -> None:
 
 
 @pytest.mark.parametrize(("plain", "discreet"), [(True, False), (False, True), (True, True)])
-@pytest.mark.parametrize("case", ["reminder-dinner-venue-note-cancelled-later", "change-notice-cancelled"])
+@pytest.mark.parametrize(
+    "case", ["reminder-dinner-venue-note-cancelled-later", "change-notice-cancelled", "if-member-name"]
+)
 def test_plain_and_discreet_forms(group: Path, case: str, plain: bool, discreet: bool) -> None:
     """A member's own form: text only, and/or discreet mode's neutral From, Subject and calendar title."""
     write_members(group)
     out, _ = CASES[case](group)
     bodies = check_every_member(out, plain=plain, discreet=discreet)
     assert all(html == "" for _, html in bodies) if plain else all(html for _, html in bodies)
+
+
+# --- personalised templates: member values in logic ----------------------------------------------
+#
+# Each is rendered once per distinct outcome of its logic on member values (``compose.variants``);
+# ``renders`` is how many distinct renders the twelve MEMBERS need, and every member must come out
+# as the reference path gives her mail, whether through one of those renders or (``renders`` None:
+# a template the tracing does not take) through a full render of her own.
+
+
+@dataclass(frozen=True)
+class Personalised:
+    html: str  # put after the greeting of reminder.html
+    text: str  # and of reminder.txt
+    renders: int | None
+    public: bool = False
+
+
+LEAD = '<p class="lead">{}</p>'
+FILTERS = (
+    "{{ member.name|upper }} | {{ member.name|title }} | {{ member.name|default('friend', true) }} | "
+    "{{ member.name|length }} | {{ member.name|truncate(12) }} | {{ member.name|replace(' ', '_') }}"
+)
+PERSONALISED = {
+    # {% if %} on a CSV column of the group's own, with a comparison
+    "if-custom-column": Personalised(
+        '{% if member.joined >= "2019-05" %}<p class="lead">With us since {{ member.joined }}.</p>'
+        '{% else %}<p class="lead">An old friend of the group.</p>{% endif %}',
+        '{% if member.joined >= "2019-05" %}With us since {{ member.joined }}.'
+        "{% else %}An old friend of the group.{% endif %}",
+        2,
+    ),
+    # filters whose result is printed: worked out per member; `default(…, true)` asks for truth
+    "filters": Personalised(
+        LEAD.format(FILTERS),
+        FILTERS + " | {{ member.name|wordwrap(12) }} | {{ member.name|center(30) }}",
+        2,
+    ),
+    "filter-chain-in-attributes": Personalised(
+        LEAD.format(
+            "<a title=\"{{ member.name|default('friend', true)|title }}\" "
+            'href="mailto:{{ member.email|lower }}">{{ member.name|trim|capitalize }}</a>'
+        ),
+        "{{ member.email|upper }} {{ (member.name or 'friend')|lower }}",
+        2,
+    ),
+    "equals-contains-length": Personalised(
+        '{% if member.name == "Linda Harper" %}<p class="lead">Linda!</p>'
+        '{% elif "&" in member.name or member.name|length > 40 %}'
+        '<p class="lead">Special: {{ member.name }}</p>{% endif %}',
+        '{% if member.name != "Linda Harper" %}Not Linda.{% endif %}',
+        4,  # Linda; a name with "&"; a long name; the others
+    ),
+    "nested-ifs": Personalised(
+        '{% if member.name %}{% if member.joined < "2019-05" %}<p class="lead">Early: {{ member.name }}</p>'
+        '{% else %}<p class="lead">Later: {{ member.name }}</p>{% endif %}'
+        '{% else %}<p class="lead">No name.</p>{% endif %}',
+        "",
+        3,
+    ),
+    "text-template-only": Personalised(
+        "", "{% if member.name %}Good to see you, {{ member.name|title }}.{% endif %}", 2
+    ),
+    "column-tests-and-items": Personalised(
+        '{% if member.joined is defined and member["name"] is not none %}'
+        '<p class="lead">{{ member["name"] }} joined {{ member["joined"] }}</p>{% endif %}',
+        "{% if member.email is undefined %}No address.{% else %}{{ member.email }}{% endif %}",
+        1,
+    ),
+    "scalars-in-logic": Personalised(
+        '{% if rsvp_yes_url %}<p class="lead"><a href="{{ rsvp_yes_url }}">Yes</a></p>{% endif %}'
+        "{% if greeting|length > 20 %}<p>{{ greeting|upper }}</p>{% endif %}",
+        "{% if preferences_url %}{{ preferences_url }}{% endif %}",
+        2,
+        public=True,
+    ),
+    # a value used whole (a loop over it, `~`, a method, `|e`, `|safe`): one render per distinct value
+    "loop-over-a-value": Personalised(
+        LEAD.format("{% for word in member.name.split() %}<em>{{ word }}</em> {% endfor %}"),
+        '{% for part in member.joined.split("-") %}{{ part }}/{% endfor %}',
+        12,
+    ),
+    "whole-values": Personalised(
+        LEAD.format('{{ member.name ~ "!" }} {{ member.name|e }} {{ member.name|safe }}'),
+        "{{ member.name|list|length }}",
+        12,
+    ),
+    "raw-in-html": Personalised(
+        '{% if member.name %}{% autoescape false %}<p class="lead">{{ member.name }}</p>'
+        "{% endautoescape %}{% endif %}",
+        "{% autoescape true %}{{ member.name }}{% endautoescape %}",
+        12,
+    ),
+    # output captured as a value: never traced, every member rendered in full
+    "macro": Personalised(
+        '{% macro hello(n) %}<p class="lead">Hello {{ n }}</p>{% endmacro %}{{ hello(member.name) }}',
+        "",
+        None,
+    ),
+    "set-block": Personalised(
+        "{% set who %}{{ member.name }}{% endset %}"
+        '{% if who|length > 12 %}<p class="lead">{{ who }}</p>{% endif %}',
+        "",
+        None,
+    ),
+    "filter-block": Personalised(LEAD.format("{% filter upper %}{{ member.name }}{% endfilter %}"), "", None),
+}
+
+
+def personalised(group: Path, case: str) -> Mailout:
+    write_members(group)
+    spec = PERSONALISED[case]
+    after_greeting(group, "reminder.html", spec.html)
+    after_greeting(group, "reminder.txt", spec.text)
+    out = reminder(group, public=spec.public)
+    assert not out.prep.renderer.fast
+    assert (out.prep.variants is None) == (spec.renders is None)
+    return out
+
+
+def assert_renders(out: Mailout, case: str) -> None:
+    if out.prep.variants is not None:
+        assert (out.prep.variants.renders, out.prep.variants.full) == (PERSONALISED[case].renders, 0)
+
+
+@pytest.mark.parametrize("case", list(PERSONALISED))
+def test_personalised_template_equals_reference(group: Path, case: str) -> None:
+    out = personalised(group, case)
+    check_every_member(out)
+    assert_renders(out, case)
+
+
+@pytest.mark.parametrize(("plain", "discreet"), [(True, False), (False, True)])
+@pytest.mark.parametrize("case", ["filters", "nested-ifs", "macro"])
+def test_personalised_plain_and_discreet_forms(group: Path, case: str, plain: bool, discreet: bool) -> None:
+    out = personalised(group, case)
+    check_every_member(out, plain=plain, discreet=discreet)
+    assert_renders(out, case)

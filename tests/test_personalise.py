@@ -169,7 +169,7 @@ def test_member_value_in_an_attribute(group: Path, attribute: str, name: str) ->
     assert_same(prep.build(member, now=NOW).data, per_member(prep, member), repr(name))
 
 
-def test_member_value_in_logic_renders_each_member(group: Path) -> None:
+def test_member_value_in_logic_renders_each_outcome_once(group: Path) -> None:
     write_members(group, [("zoe@example.org", "Zoë & Co", "x"), ("noname@example.org", "", "")])
     add_to_template(
         group,
@@ -178,14 +178,15 @@ def test_member_value_in_logic_renders_each_member(group: Path) -> None:
         '{% else %}<p class="lead">Welcome, friend!</p>{% endif %}',
     )
     prep, [named, unnamed] = prepared(group)
-    assert not prep.renderer.fast  # markers would make every `if` true
+    assert not prep.renderer.fast and prep.variants is not None  # markers would make every `if` true
     for member, expected in ((named, "Welcome back, Zoë &amp; Co!"), (unnamed, "Welcome, friend!")):
         data = prep.build(member, now=NOW).data
         assert_same(data, per_member(prep, member), member.email)
         assert expected in " ".join(parts(data)[1].split())
-    # What the fallback avoids: filled-in markers take the wrong branch for a member with no name.
-    wrong = prep.factory.build(unnamed, now=NOW).data
-    assert "Welcome back, !" in " ".join(parts(wrong)[1].split())
+    assert (prep.variants.renders, prep.variants.full) == (2, 0)
+    # What rendering once with markers would give: the wrong branch for a member with no name.
+    once = prep.renderer.render_once(prep.context)
+    assert "Welcome back, [member.name]!" in once.html.text(tuple(f"[{slot}]" for slot in once.slots))
 
 
 def test_reply_to_with_a_display_name(group: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,3 +220,195 @@ def test_whole_member_printed(group: Path) -> None:
     add_to_template(group, "reminder.html", '<p class="lead">{{ member }}</p>')
     prep, [member] = prepared(group)
     assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
+
+
+# --- personalised templates, byte for byte -------------------------------------------------------
+
+#: (HTML after the greeting, text after the greeting, distinct renders the TRICKY members need)
+PERSONALISED = {
+    "if-name-and-city": (
+        '{% if member.name %}<p class="lead">Welcome back, {{ member.name }} of {{ member.city }}!</p>'
+        '{% else %}<p class="lead">Welcome, friend!</p>{% endif %}',
+        "{% if member.city %}From {{ member.city }}.{% else %}From somewhere.{% endif %}\n",
+        2,  # name and city; neither
+    ),
+    "filters-printed": (
+        '<p class="lead">{{ member.name|upper }} / {{ member.city|title }} / {{ member.name|truncate(15) }}'
+        " / {{ member.city|replace('&', 'and') }} / {{ member.name|length }}"
+        " / {{ member.city|striptags }}</p>",
+        "{{ member.name|wordwrap(12) }}\n{{ member.city|indent(4, first=true) }}\n"
+        "{{ member.name|center(40) }}\n",
+        1,
+    ),
+    "default-and-or": (
+        "<p class=\"lead\">{{ member.name|default('friend', true)|title }}, "
+        "{{ member.city or 'nowhere' }}, {{ member.name if member.name|length < 10 else 'you' }}</p>",
+        "{{ member.name|default('friend', true)|upper }}\n",
+        3,  # no name (and no city); a short name; a long one
+    ),
+    "equals-in-html-attribute": (
+        '<p class="lead {% if member.city == "Taylors" %}local{% endif %}">'
+        '<a title="{{ member.name|lower }}" href="mailto:{{ member.email }}">{{ member.city|upper }}</a></p>',
+        "",
+        2,
+    ),
+}
+
+
+def _personalised(group: Path, case: str) -> tuple[Prepared, list[Subscriber], int]:
+    html, text, renders = PERSONALISED[case]
+    write_members(group, TRICKY)
+    add_to_template(group, "reminder.html", html)
+    add_to_template(group, "reminder.txt", text)
+    prep, members = prepared(group)
+    assert not prep.renderer.fast and prep.variants is not None
+    return prep, members, renders
+
+
+@pytest.mark.parametrize("case", list(PERSONALISED))
+def test_personalised_templates_byte_for_byte(group: Path, case: str) -> None:
+    prep, members, renders = _personalised(group, case)
+    for member in members:
+        assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
+    assert prep.variants is not None and prep.variants.renders == renders
+    # The member whose city looks like a marker prints it as a value, not a marker: never misread.
+    assert prep.variants.full == 0
+
+
+def test_a_value_looking_like_a_marker_printed_whole(group: Path) -> None:
+    """A value printed whole into a render (here through ``~``) is checked for marker look-alikes:
+    the member named "NLSLOT000QZX" takes the full render, the others their own renders."""
+    write_members(group, TRICKY)
+    add_to_template(group, "reminder.html", '<p class="lead">{{ member.name ~ "!" }}</p>')
+    prep, members = prepared(group)
+    for member in members:
+        assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
+    assert prep.variants is not None
+    assert (prep.variants.renders, prep.variants.full) == (len(TRICKY) - 1, 1)
+
+
+def test_beyond_the_limit_members_are_rendered_in_full(group: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsletter.compose import variants
+
+    monkeypatch.setattr(variants, "MAX_VARIANTS", 3)
+    write_members(group, TRICKY[:6])
+    add_to_template(group, "reminder.html", '<p class="lead">{{ member.name.split()|first }}</p>')
+    prep, members = prepared(group)
+    for member in members:
+        assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)
+    assert prep.variants is not None
+    assert (prep.variants.renders, prep.variants.full) == (3, 3)
+
+
+def test_a_thousand_members_two_renders(group: Path) -> None:
+    rows = [
+        (f"m{i}@example.org", "" if i % 7 == 0 else f"Member {i} O'Neil & Co", f"City {i % 13}")
+        for i in range(1000)
+    ]
+    write_members(group, rows)
+    add_to_template(
+        group,
+        "reminder.html",
+        '{% if member.name %}<p class="lead">Welcome back, {{ member.name|title }}!</p>'
+        '{% else %}<p class="lead">Welcome, friend!</p>{% endif %}',
+    )
+    prep, members = prepared(group)
+    built = [prep.build(member, now=NOW).data for member in members]
+    assert prep.variants is not None and (prep.variants.renders, prep.variants.full) == (2, 0)
+    for i in (0, 1, 500, 994, 999):
+        assert_same(built[i], per_member(prep, members[i]), members[i].email)
+
+
+# --- which templates take which path (read from their syntax) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "fast", "traced"),
+    [
+        ("{{ member.name }} {{ greeting }}", True, False),
+        ("{% if member.name %}{{ member.name }}{% endif %}", False, True),
+        ("{{ member.name|upper }}", False, True),
+        ("{% for c in member.name %}{{ c }}{% endfor %}", False, True),
+        ("{% set n = member.name %}{{ n }}", False, True),
+        # output turned into a value: a marker there would be wrong, and tracing cannot see it
+        ("{% filter upper %}{{ member.name }}{% endfilter %}", False, False),
+        ("{% set who %}{{ member.name }}{% endset %}{{ who|length }}", False, False),
+        ("{% macro m() %}{{ member.name }}{% endmacro %}{{ m()|upper }}", False, False),
+        ("{% macro m(n) %}{{ n }}{% endmacro %}{{ m(member.name) }}", False, False),
+        (
+            "{% macro m() %}{{ caller(1) }}{% endmacro %}{% call(x) m() %}{{ member.name }}{% endcall %}",
+            False,
+            False,
+        ),
+        ("{% block b %}{{ member.name }}{% endblock %}{{ self.b()|upper }}", False, False),
+        (
+            "{% for x in [1] recursive %}{{ member.name }}{% endfor %}{% if member.name %}{% endif %}",
+            False,
+            False,
+        ),
+        ("{% include member.name %}", False, False),
+        ("{% autoescape member.name %}{{ member.name }}{% endautoescape %}", False, False),
+    ],
+)
+def test_what_a_template_does_with_member_values(source: str, fast: bool, traced: bool) -> None:
+    import jinja2
+
+    from newsletter.compose.analysis import member_values_only_printed, traceable
+
+    env = jinja2.Environment(loader=jinja2.DictLoader({"t.html": source}), autoescape=True)
+    assert member_values_only_printed(env, ["t.html"]) is fast
+    assert (not fast and traceable(env, ["t.html"])) is traced
+
+
+def test_a_mistake_in_a_personalised_template_stops_the_mailing_before_any_is_built(group: Path) -> None:
+    from newsletter.errors import TemplateError
+
+    write_members(group, TRICKY[:2])
+    add_to_template(
+        group, "reminder.html", '{% if member.name %}<p class="lead">{{ meeting.date_txt }}</p>{% endif %}'
+    )
+    with pytest.raises(TemplateError) as caught:
+        prepared(group)
+    assert "date_txt" in str(caught.value) and "templates/reminder.html" in str(caught.value)
+
+
+#: What a template may do with member values, each traced with stand-ins and compared byte for byte
+#: with the full per-member render for every TRICKY member.
+SNIPPETS = [
+    "{{ member.name[:3] }} {{ member.name.upper() }} {{ member.name * 2 }} {{ member.name + '!' }}",
+    "{% if member.name is string %}s{% endif %} {{ member.name|string|length }} {{ member.name|wordcount }}",
+    "{{ member|length }} {% for k in member %}{{ k }},{% endfor %} {{ member.items()|list|length }}",
+    "{% set n = member.name %}{% if n and n != 'Pat' %}{{ n|upper }}{% endif %}",
+    "{{ member.name|replace('&', 'and')|truncate(10, true) }} {{ member.name|center(30)|replace(' ', '.') }}",
+    "{{ (member.name ~ ' ')|trim }} {{ '%s!'|format(member.name) }} {{ member.name|default(member.email) }}",
+    "{{ [member.name, member.city]|join(', ') }} {{ [member.city, 'zed', 'Alpha']|sort|first }}",
+    "{% if member.name|lower in ['pat', 'zoë martin'] %}known{% endif %}"
+    " {% if member.name > 'M' %}late{% endif %}",
+    "{{ member.name|int }} {{ member.city|int(7) }} {{ member.name|length * 2 }} {{ -(member.name|length) }}",
+    '<a href="https://example.org/?n={{ member.name|urlencode }}">{{ member.email|truncate(8) }}</a>',
+    "{% with n = member.name|title %}{{ n }}{% endwith %} {{ member['city']|upper }}"
+    " {{ member.get('city') }}",
+    "{{ member.name is defined }} {{ member.name == member.city }} {{ member.name is none }}",
+    "{{ member.name|safe }} {{ member.name|escape }} {{ member.name|forceescape }} {{ member.name|e|upper }}",
+    "{{ member.name|striptags|title }} {{ member.name|reverse }} {{ member.name|map('upper')|join }}",
+    "{% for ch in member.name|list %}{% if loop.first %}{{ ch }}{% endif %}{% endfor %}",
+    "{% if \"O'\" in member.name %}irish{% endif %} {{ member.name|replace(member.city, 'X') }}",
+    "{{ member.name if member.name|length > 10 else member.city|default('none', true) }}",
+    "{% for w in (member.name or 'a b').split() %}{{ loop.index }}:{{ w|capitalize }} {% endfor %}",
+    "{{ greeting|replace('Dear', 'Hi') }} {% if unsubscribe_url.startswith('mailto:') %}m{% endif %}",
+    "{% set ns = namespace(n=member.name) %}{{ ns.n }} {{ dict(a=member.city).a }}"
+    " {{ range(member.name|length)|list|length }}",
+]
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS)
+def test_stand_ins_answer_as_the_values_do(group: Path, snippet: str) -> None:
+    write_members(group, TRICKY)
+    add_to_template(group, "reminder.html", f'<p class="lead">{snippet}</p>')
+    add_to_template(
+        group, "reminder.txt", snippet.replace("{{", "{{ '' ~ ") if "|safe" in snippet else snippet
+    )
+    prep, members = prepared(group)
+    assert prep.variants is not None
+    for member in members:
+        assert_same(prep.build(member, now=NOW).data, per_member(prep, member), member.email)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,9 @@ class ArticleView:
     excerpt_text: str
 
 
+@functools.lru_cache(maxsize=16)
 def article_view(article: Article) -> ArticleView:
+    """By value (an edited article is a new key): every mailing featuring it shares one excerpt."""
     from newsletter.inputs.articles import excerpt
 
     html, text = excerpt(article)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from zoneinfo import ZoneInfo
 
 import icalendar
 
@@ -26,7 +28,22 @@ def invitation(
 ) -> bytes:
     """An iCalendar file for one meeting (METHOD:PUBLISH, or CANCEL when it was called off);
     ``summary`` replaces the title a calendar shows (discreet mode's neutral one)."""
-    tz = schedule.group.tz
+    title = summary if summary is not None else f"{schedule.group.name}: {meeting.title}"
+    return _invitation(schedule.group.tz, meeting, domain, stamp, sequence, cancel, organizer, title)
+
+
+@functools.lru_cache(maxsize=32)
+def _invitation(
+    tz: ZoneInfo,
+    meeting: Meeting,
+    domain: str,
+    stamp: dt.datetime,
+    sequence: int,
+    cancel: bool,
+    organizer: str,
+    summary: str,
+) -> bytes:
+    # By value: a mailing's reminders before the same meeting, at the same moment, share one file.
     cal = icalendar.Calendar()
     cal.add("prodid", "-//newsletter//meeting reminders//EN")
     cal.add("version", "2.0")
@@ -40,7 +57,7 @@ def invitation(
     start = meeting.start(tz)
     event.add("dtstart", start)
     event.add("dtend", start + meeting.duration)
-    event.add("summary", summary if summary is not None else f"{schedule.group.name}: {meeting.title}")
+    event.add("summary", summary)
     location = ", ".join(p for p in (meeting.venue.name, meeting.venue.address) if p)
     if location:
         event.add("location", location)

@@ -183,6 +183,8 @@ class MessageFactory:
         self._verp = bounce_address.rpartition("@")
         self._text = _EncodedBody.of(rendered.text)
         self._html = _EncodedBody.of(rendered.html)
+        # Other renders of this mailing (a personalised template's variants), encoded when first used.
+        self._encoded: dict[int, tuple[RenderedMailing, _EncodedBody, _EncodedBody]] = {}
         self._mixed, self._alt = f"=_nl_{secrets.token_hex(8)}_m", f"=_nl_{secrets.token_hex(8)}_a"
         self._ics, self._ics_method = ics, ics_method
         self._list_id = list_id
@@ -252,6 +254,18 @@ class MessageFactory:
         self._frames[(plain, discreet)] = frame
         return frame
 
+    def _encoded_bodies(self, rendered: RenderedMailing | None) -> tuple[_EncodedBody, _EncodedBody]:
+        if rendered is None or rendered is self.rendered:
+            return self._text, self._html
+        found = self._encoded.get(id(rendered))
+        if found is None:
+            found = self._encoded[id(rendered)] = (
+                rendered,  # kept, so that its id stays its own
+                _EncodedBody.of(rendered.text),
+                _EncodedBody.of(rendered.html),
+            )
+        return found[1], found[2]
+
     def member_values(self, subscriber: Subscriber) -> MemberValues:
         token = unsubscribe_token(self.secret, subscriber.key)
         yes = no = preferences = ""
@@ -286,11 +300,14 @@ class MessageFactory:
         values: MemberValues | None = None,
         plain: bool = False,
         discreet: bool = False,
+        rendered: RenderedMailing | None = None,
+        slot_values: tuple[str, ...] | None = None,
     ) -> Envelope:
         """The member's message; ``bodies`` (text, html) replaces the filled-in render (slow path);
         ``values`` are the member's values if the caller has worked them out already; ``plain``: text
         only (her preference), no HTML part; ``discreet``: discreet mode's From, Subject and calendar
-        title (the bodies are the same)."""
+        title (the bodies are the same); ``rendered``: another render of this mailing to fill in (a
+        personalised template's variant, with ``slot_values`` the values of its slots)."""
         values = values or self.member_values(subscriber)
         token = unsubscribe_token(self.secret, subscriber.key)
         mid = message_id(self.secret, self.campaign, subscriber.key, self.domain)
@@ -306,9 +323,10 @@ class MessageFactory:
             head.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         frame = self._frame(plain, discreet)
         if bodies is None:
-            vals = self.rendered.values(values)
-            text = self._text.encode(vals)
-            html = self._html.encode(vals) if frame.before_html is not None else b""
+            text_body, html_body = self._encoded_bodies(rendered)
+            vals = slot_values if slot_values is not None else (rendered or self.rendered).values(values)
+            text = text_body.encode(vals)
+            html = html_body.encode(vals) if frame.before_html is not None else b""
         else:
             text = CRLF.join(_qp_line(line) for line in bodies[0].replace("\r\n", "\n").split("\n"))
             html = CRLF.join(_qp_line(line) for line in bodies[1].replace("\r\n", "\n").split("\n"))

@@ -4,34 +4,33 @@ A mailing is rendered with placeholder markers where member values go (``greetin
 ``unsubscribe_url``, her own links ``rsvp_yes_url``, ``rsvp_no_url`` and ``preferences_url``,
 ``rsvp_note``, ``member.*``), premailer inlines the CSS of that one render, and the result is
 cut into lines.  Filling a member in is then string work on the few lines holding markers.  When a
-template uses a member value in logic (``{% if member.name %}``, a filter, ``{% set %}``) markers
-would give wrong output, so that mailing falls back to a full render + inline per member.
+template uses a member value in logic (``{% if member.name %}``, a filter, a comparison) markers
+alone would give wrong output: such a mailing is rendered once per distinct outcome of that logic
+(``variants``), or, when even that cannot be proved exact, in full for each member.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
 
+from newsletter.compose.analysis import (
+    SCALAR_NAMES,
+    TEXT_SUFFIXES,
+    answers,
+    member_columns,
+)
+from newsletter.compose.inline import inline_css
 from newsletter.errors import Problem, TemplateError
 
-log = logging.getLogger(__name__)
-
-#: Member values printed as they are (each one string): the greeting, and her own links.
-SCALAR_NAMES = ("greeting", "unsubscribe_url", "rsvp_yes_url", "rsvp_no_url", "preferences_url", "rsvp_note")
-#: Names in the template context whose value differs per member.
-MEMBER_NAMES = frozenset({"member", *SCALAR_NAMES})
-_TEXT_SUFFIXES = (".txt", ".css", ".ics")
-_MARKER = "NLSLOT{:03d}QZX"
-_MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
+MARKER = "NLSLOT{:03d}QZX"
+MARKER_RE = re.compile(r"NLSLOT(\d{3})QZX")
 _BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is only spacing; CR, LF and the rest are not
 _ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
@@ -41,41 +40,12 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
     """Strict, autoescaping for every template that is not plain text, whatever its extension."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
-        autoescape=lambda name: not (name or "").endswith(_TEXT_SUFFIXES),
+        autoescape=lambda name: not (name or "").endswith(TEXT_SUFFIXES),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-
-
-def inline_css(html: str) -> str:
-    """Move the stylesheet into style attributes (mail clients drop <style>); keep @media rules."""
-    import premailer  # slow to import (lxml, cssutils): only when a mail is really built
-
-    try:
-        return str(
-            premailer.Premailer(
-                html,
-                keep_style_tags=True,
-                strip_important=False,
-                remove_classes=False,
-                disable_validation=True,
-                allow_network=False,
-                cssutils_logging_level=logging.CRITICAL,
-            ).transform()
-        )
-    except Exception as err:  # premailer raises a zoo of lxml/cssutils errors
-        raise TemplateError(
-            [
-                Problem(
-                    "templates/style.css",
-                    None,
-                    f"CSS could not be inlined: {err}",
-                    "check the stylesheet and the HTML templates for syntax errors",
-                )
-            ]
-        ) from err
 
 
 @dataclass(frozen=True)
@@ -127,7 +97,7 @@ def _escape_like_lxml(value: str, attr: bool) -> str:
     return value.replace('"', "&quot;") if attr else value
 
 
-def _split(text: str, *, html: bool) -> Body:
+def split_body(text: str, *, html: bool) -> Body:
     lines: list[Line] = []
     for raw in text.split("\n"):
         if "NLSLOT" not in raw:
@@ -135,7 +105,7 @@ def _split(text: str, *, html: bool) -> Body:
             continue
         segs: list[str | Slot] = []
         pos = 0
-        for match in _MARKER_RE.finditer(raw):
+        for match in MARKER_RE.finditer(raw):
             if match.start() > pos:
                 segs.append(raw[pos : match.start()])
             # Inside a tag when the last '<' before the marker is after the last '>'.
@@ -159,7 +129,7 @@ class _Recorder:
         name = f"{self._prefix}{key}"
         if name not in self._slots:
             self._slots.append(name)
-        return _MARKER.format(self._slots.index(name))
+        return MARKER.format(self._slots.index(name))
 
     def __getattr__(self, key: str) -> str:
         if key.startswith("__"):
@@ -238,7 +208,14 @@ class MailRenderer:
         self.env = env
         self.kind = kind
         self._inline = inline
-        self.fast = member_values_only_printed(env, self._names())
+        # Worked out once per distinct text of the templates: an edited template is analysed anew.
+        self.fast, traceable = answers(env, self._names())
+        #: Not ``fast``, but each distinct outcome of the member logic can be rendered once (``variants``).
+        self.traceable = traceable
+
+    def inline(self, html: str) -> str:
+        """The CSS moved into the tags (premailer)."""
+        return self._inline(html)
 
     def _names(self) -> list[str]:
         return [f"{self.kind}.html", f"{self.kind}.txt", f"{self.kind}.subject.txt"]
@@ -325,12 +302,26 @@ class MailRenderer:
         }
         html = self._inline(self._render(f"{self.kind}.html", ctx))
         text = self._render(f"{self.kind}.txt", ctx)
-        return RenderedMailing(subject, _split(html, html=True), _split(text, html=False), tuple(slots))
+        return RenderedMailing(
+            subject, split_body(html, html=True), split_body(text, html=False), tuple(slots)
+        )
 
-    def render_member(self, context: Mapping[str, Any], member: MemberValues) -> tuple[str, str]:
-        """The reference path: a full render and inline for one member (html, text)."""
+    def render_subject(self, context: Mapping[str, Any]) -> RenderedMailing:
+        """The mailing's subject alone, for templates rendered per member or per variant."""
+        return RenderedMailing(self.subject(context), Body((), html=True), Body((), html=False), ())
+
+    def member_columns(self) -> set[str]:
+        """The CSV columns the templates use (``member.x``), whatever branch a member takes."""
+        return member_columns(self.env, self._names())
+
+    def render_member(
+        self, context: Mapping[str, Any], member: MemberValues, *, inline: bool = True
+    ) -> tuple[str, str]:
+        """The reference path: a full render and inline for one member (html, text); ``inline``
+        False: the HTML as Jinja gives it (to try the templates out)."""
         ctx = {**context, "subject": self.subject(context), **member.context()}
-        return self._inline(self._render(f"{self.kind}.html", ctx)), self._render(f"{self.kind}.txt", ctx)
+        html = self._render(f"{self.kind}.html", ctx)
+        return (self._inline(html) if inline else html), self._render(f"{self.kind}.txt", ctx)
 
 
 def _template_line(err: Exception, env: jinja2.Environment) -> tuple[str | None, int | None]:
@@ -348,52 +339,3 @@ def _template_line(err: Exception, env: jinja2.Environment) -> tuple[str | None,
             )
         tb = tb.tb_next
     return found
-
-
-def member_values_only_printed(env: jinja2.Environment, names: Iterable[str]) -> bool:
-    """True when member values appear only as ``{{ x }}`` output, so markers give exact output."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            source = env.loader.get_source(env, name)[0] if env.loader else ""
-            tree = env.parse(source, name)
-        except jinja2.TemplateNotFound:
-            continue
-        except jinja2.TemplateSyntaxError as err:
-            raise TemplateError(
-                [
-                    Problem(
-                        f"templates/{name}",
-                        err.lineno,
-                        f"template syntax: {err.message}",
-                        "fix the {{ }} / {% %} tags on that line",
-                    )
-                ]
-            ) from err
-        for ref in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            template = getattr(ref, "template", None)
-            if isinstance(template, nodes.Const) and isinstance(template.value, str):
-                todo.append(template.value)
-        printed: set[int] = set()
-        for output in tree.find_all(nodes.Output):
-            for expr in output.nodes:
-                # `member.name` / `member["x"]` print one value; a bare `{{ member }}` prints the row.
-                if isinstance(expr, nodes.Getattr | nodes.Getitem) and isinstance(expr.node, nodes.Name):
-                    printed.add(id(expr.node))
-                elif isinstance(expr, nodes.Name) and expr.name != "member":
-                    printed.add(id(expr))
-        if not name.endswith(_TEXT_SUFFIXES):
-            # Inside {% autoescape false %} an HTML template prints a value raw, where filling in
-            # would escape it: such a value is not "only printed" in the sense the fast path needs.
-            for block in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
-                printed -= {id(n) for n in block.find_all(nodes.Name)}
-        for name_node in tree.find_all(nodes.Name):
-            if name_node.name in MEMBER_NAMES and id(name_node) not in printed:
-                log.info("templates/%s uses a member value in logic: rendering once per member", name)
-                return False
-    return True

@@ -8,7 +8,6 @@ or picks a transport itself.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import re
@@ -26,7 +25,8 @@ from newsletter.timing import Due, upcoming
 if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
     from newsletter.compose.dkim import DkimSigner
     from newsletter.compose.mime import Envelope, MessageFactory
-    from newsletter.compose.templates import MailRenderer
+    from newsletter.compose.templates import MailRenderer, MemberValues, RenderedMailing
+    from newsletter.compose.variants import Variants
     from newsletter.project import Project
     from newsletter.send.choices import Choices
     from newsletter.send.transports import Outcome, Transport
@@ -83,6 +83,8 @@ class Pipeline:
 
     def send(self, envelope: Envelope) -> None:
         """``send_async`` from synchronous code; DeliveryError when the server does not take it."""
+        import asyncio  # loaded only when a mail is really sent: a no-op tick never needs it
+
         outcome = asyncio.run(self.send_async(envelope))
         if outcome.status != "sent":
             raise DeliveryError(f"the mail was not accepted: {outcome.code or ''} {outcome.reply}".strip())
@@ -96,24 +98,44 @@ class Prepared:
     factory: MessageFactory
     context: dict[str, Any]
     renderer: MailRenderer
+    #: A template using member values in logic: its renders, one per outcome of that logic.
+    variants: Variants | None = None
 
     def build(
         self, member: Subscriber, *, now: dt.datetime, plain: bool = False, discreet: bool = False
     ) -> Envelope:
         """Her message; ``plain``: text only, ``discreet``: neutral From, Subject and calendar title
         (her preferences)."""
-        bodies = None
         values = self.factory.member_values(member)
-        # A template using member values in logic, or a value the HTML serialiser would rewrite
-        # inside an attribute: render this member fully (slower, same result).
-        if not self.renderer.fast or not self.factory.rendered.fills_exactly(
-            self.factory.rendered.values(values)
-        ):
+        fill = self.fill(values)
+        if fill is None:  # render this member fully (slower, same result)
             html, text = self.renderer.render_member(self.context, values)
-            bodies = (text, html)
+            return self.factory.build(
+                member, now=now, bodies=(text, html), values=values, plain=plain, discreet=discreet
+            )
+        rendered, slot_values = fill
         return self.factory.build(
-            member, now=now, bodies=bodies, values=values, plain=plain, discreet=discreet
+            member,
+            now=now,
+            values=values,
+            plain=plain,
+            discreet=discreet,
+            rendered=rendered,
+            slot_values=slot_values,
         )
+
+    def fill(self, values: MemberValues) -> tuple[RenderedMailing, tuple[str, ...]] | None:
+        """The render that is hers with the values of its slots, or None when only a full render is
+        exact: a template using member values in logic that could not be traced (see
+        ``compose.variants``), or a value the HTML serialiser would rewrite inside an attribute."""
+        if self.renderer.fast:
+            rendered = self.factory.rendered
+            slot_values = rendered.values(values)
+        elif self.variants is not None and (found := self.variants.fill(values)) is not None:
+            rendered, slot_values = found
+        else:
+            return None
+        return (rendered, slot_values) if rendered.fills_exactly(slot_values) else None
 
 
 def list_id(group_name: str, domain: str) -> str:
@@ -138,6 +160,7 @@ def prepare(
     from newsletter.compose.invite import invitation
     from newsletter.compose.mime import MessageFactory, Neutral
     from newsletter.compose.templates import MailRenderer, make_environment
+    from newsletter.compose.variants import Variants
 
     settings, schedule, mailing = project.settings, project.schedule, due.mailing
     renderer = MailRenderer(make_environment(project.home / "templates"), mailing.kind)
@@ -153,24 +176,7 @@ def prepare(
         test=test,
         answers=answers_view(mailing, settings.public_url),
     )
-    rendered = renderer.render_once(context)
-    unknown = sorted(
-        s[len("member.") :]
-        for s in rendered.slots
-        if s.startswith("member.") and s[len("member.") :] not in {"name", "email", *columns}
-    )
-    if unknown:
-        raise DataError(
-            [
-                Problem(
-                    "templates/",
-                    None,
-                    f"a template uses member.{name} but subscribers.csv has no column '{name}'",
-                    "add the column or correct the template",
-                )
-                for name in unknown
-            ]
-        )
+    rendered = _shared_render(renderer, context, columns)
     cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
 
     def ics(summary: str | None = None) -> bytes:
@@ -208,7 +214,41 @@ def prepare(
         coming=coming,
         coming_note=coming_note(mailing),
     )
-    return Prepared(due, factory, context, renderer)
+    if not renderer.fast:
+        # Rendered per member (or per variant) from here on: the templates are tried now, for a
+        # member with a name and empty columns, so that a mistake stops the mailing before any is sent.
+        sample = Subscriber(f"member@{settings.sender_domain}", "Member", dict.fromkeys(columns, ""))
+        renderer.render_member(context, factory.member_values(sample), inline=False)
+    variants = Variants(renderer, context, rendered.subject) if renderer.traceable else None
+    return Prepared(due, factory, context, renderer, variants)
+
+
+def _shared_render(
+    renderer: MailRenderer, context: dict[str, Any], columns: tuple[str, ...]
+) -> RenderedMailing:
+    """What every member's mail shares: the one render with markers (``renderer.fast``), else the
+    subject alone (the bodies are rendered per variant or per member); DataError when a template
+    uses a column subscribers.csv does not have."""
+    if renderer.fast:
+        rendered = renderer.render_once(context)
+        used = {s[len("member.") :] for s in rendered.slots if s.startswith("member.")}
+    else:
+        rendered = renderer.render_subject(context)
+        used = renderer.member_columns()
+    unknown = sorted(used - {"name", "email", *columns})
+    if unknown:
+        raise DataError(
+            [
+                Problem(
+                    "templates/",
+                    None,
+                    f"a template uses member.{name} but subscribers.csv has no column '{name}'",
+                    "add the column or correct the template",
+                )
+                for name in unknown
+            ]
+        )
+    return rendered
 
 
 class Builder:

@@ -47,7 +47,8 @@ def held(state_dir: Path, name: str, *, wait: float) -> Iterator[bool]:
 
 
 def _acquire(fd: int, wait: float) -> bool:
-    deadline = time.monotonic() + max(wait, 0.0)
+    """Try until ``wait`` seconds have passed (0: once; negative: for ever, as filelock's timeout)."""
+    deadline = time.monotonic() + wait if wait >= 0 else float("inf")
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
