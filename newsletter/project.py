@@ -13,7 +13,6 @@ from newsletter.settings import Settings
 
 if TYPE_CHECKING:  # the DKIM and CSV readers load only when they are used
     from newsletter.compose.dkim import DkimSigner
-    from newsletter.inputs.members import Stamp
 
 
 @dataclass(frozen=True)
@@ -23,10 +22,10 @@ class Project:
     settings: Settings
     schedule: Schedule
     articles: dict[str, Article]
-    members_count: int | None = None  # when the list was checked: how many, and which file
-    members_checked: Stamp | None = None
+    members_count: int | None = None  # when the list was checked: how many
     signer: DkimSigner | None = None
-    warnings: tuple[Problem, ...] = ()  # from reading the list: merged duplicate rows
+    # From reading the list: merged duplicate rows, then cells a spreadsheet may run as a formula.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def home(self) -> Path:
@@ -47,7 +46,7 @@ class Project:
     def members(self) -> Iterator[Subscriber]:
         from newsletter.inputs.members import iter_subscribers
 
-        return iter_subscribers(self.subscribers_path, checked=self.members_checked)
+        return iter_subscribers(self.subscribers_path)
 
     def columns(self) -> tuple[str, ...]:
         """The CSV's columns, which templates may use as ``member.<column>``."""
@@ -69,7 +68,6 @@ def load_project(
     problems: list[Problem] = []
     warnings: list[Problem] = []
     members_count: int | None = None
-    members_checked: Stamp | None = None
     home = settings.home
     schedule_path = home / "schedule.yaml"
     schedule = None
@@ -109,21 +107,20 @@ def load_project(
             )
         else:
             try:
-                # The same reading a send does: a row problem is a problem here (check exits 1),
-                # a merged duplicate only a warning.
-                found, rows = read_for_sending(home / "subscribers.csv")
+                # The same reading a send does, in one pass over the list whatever its length: a
+                # row problem is a problem here (check exits 1), a merged duplicate or a cell that
+                # looks like a formula only a warning.
+                found, rows = read_for_sending(home / "subscribers.csv", formulas=True)
                 members_count = sum(1 for _ in found)
-                members_checked = rows.stamp
                 problems.extend(rows.problems)
                 warnings.extend(rows.warnings)
+                warnings.extend(rows.formulas)
             except DataError as err:
                 problems.extend(err.problems)
     if problems or schedule is None:
         raise DataError(problems)
     settings = settings.for_group(sender=schedule.group.sender, reply_to=schedule.group.reply_to)
-    return Project(
-        settings, schedule, articles, members_count, members_checked, signer_for(settings), tuple(warnings)
-    )
+    return Project(settings, schedule, articles, members_count, signer_for(settings), tuple(warnings))
 
 
 def signer_for(settings: Settings) -> DkimSigner | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from newsletter.compose.context import date_text, time_text
 from newsletter.errors import DataError, NewsletterError, Problem
+from newsletter.inputs.seen_addresses import SeenAddresses
 from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Rsvp, Subscriber
 from newsletter.project import Project, load_project
 from newsletter.send.choices import answers_line
@@ -79,16 +80,16 @@ class _Answers:
 
     def __init__(self, project: Project, ledger: Ledger | None) -> None:
         self.project, self.ledger = project, ledger
-        self._members: frozenset[str] | None = None
+        self._members: SeenAddresses | None = None
 
-    def members(self) -> frozenset[str]:
+    def members(self) -> SeenAddresses:
         if self._members is None:
             from newsletter.send.choices import member_keys
 
             try:
-                self._members = member_keys(self.project, self.ledger) if self.ledger else frozenset()
+                self._members = member_keys(self.project, self.ledger) if self.ledger else SeenAddresses()
             except (DataError, OSError):  # `check` says what is wrong with the list
-                self._members = frozenset()
+                self._members = SeenAddresses()
         return self._members
 
     def of(self, meeting: Meeting) -> list[RsvpCounts]:
@@ -305,11 +306,8 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
         if settings.smtp
         else f"the outbox folder {settings.outbox} (SMTP_URL not set)"
     )
-    from newsletter.inputs.sending_list import formula_warnings
-
     warnings = [
-        *(str(w) for w in project.warnings),
-        *(str(w) for w in formula_warnings(project.subscribers_path)),
+        *(str(w) for w in project.warnings),  # the list's: merged rows, then formula-like cells
         *(
             f"schedule.yaml:{line}: {what} is an example still marked `placeholder: true` — write the "
             "group's real details and delete that line (until then only the outbox try-out works)"

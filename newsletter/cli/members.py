@@ -87,39 +87,81 @@ def subscribers() -> None:
 @click.pass_context
 def list_(ctx: click.Context) -> None:
     """Everyone on the list, and who unsubscribed (and since when)."""
-    from newsletter.inputs.members_edit import SOURCES, describe_resubscription, load
+    from newsletter.inputs.members_edit import SOURCES, describe_resubscription
+    from newsletter.inputs.members_listing import listing
 
     settings = _settings(ctx)
+    marks = _Marks.read(settings)
     try:
-        roster = load(_members_file(settings))
+        # Checked whole first (nothing is shown of a list with a problem), then shown member by
+        # member: a list of a million takes no more memory than one of five.
+        with listing(_members_file(settings), marks.visit) as found:
+            marks.settle(settings)
+            click.echo(f"{LIST_FILE}: {found.count} members, {marks.mailed} of them get the reminders")
+            lines: list[str] = []
+            for member in found.members():
+                line = f"  {member.email:<{marks.width}}  {member.name}".rstrip()
+                if member.key in marks.suppressed:
+                    since, _source = marks.suppressed[member.key]
+                    line += f"  [unsubscribed since {_when(since)}: not mailed]"
+                elif member.key in marks.bouncing:
+                    line += "  [bouncing: not mailed until checked — `subscribers add ADDRESS --resubscribe`]"
+                elif member.key in marks.resubscribed:
+                    line += f"  [{describe_resubscription(*marks.resubscribed[member.key])}]"
+                lines.append(line)
+                if len(lines) == 1000:  # one write for many lines: click.echo flushes each time
+                    click.echo("\n".join(lines))
+                    lines.clear()
+            if lines:
+                click.echo("\n".join(lines))
     except DataError as err:
         raise _fixable(err, "cannot list it") from err
-    with _ledger(settings) as ledger:
-        suppressed = ledger.suppressed()
-        resubscribed = ledger.resubscriptions()
-        bouncing = ledger.bouncing()
-    listed = {m.key for m in roster.members}
-    mailed = [m for m in roster.members if m.key not in suppressed and m.key not in bouncing]
-    width = max((len(m.email) for m in roster.members), default=0)
-    click.echo(f"{LIST_FILE}: {len(roster.members)} members, {len(mailed)} of them get the reminders")
-    for member in roster.members:
-        line = f"  {member.email:<{width}}  {member.name}".rstrip()
-        if member.key in suppressed:
-            since, _source = suppressed[member.key]
-            line += f"  [unsubscribed since {_when(since)}: not mailed]"
-        elif member.key in bouncing:
-            line += "  [bouncing: not mailed until checked — `subscribers add ADDRESS --resubscribe`]"
-        elif member.key in resubscribed:
-            line += f"  [{describe_resubscription(*resubscribed[member.key])}]"
-        click.echo(line)
+    suppressed = marks.suppressed
     if suppressed:
         click.echo(
             f"Unsubscribed ({len(suppressed)}): never mailed, whatever {LIST_FILE} says, "
             "until `newsletter subscribers add ADDRESS --resubscribe`"
         )
         for address, (since, source) in sorted(suppressed.items(), key=lambda item: item[1][0]):
-            note = "" if address not in listed else f"  (still in {LIST_FILE})"
+            note = "" if address not in marks.listed else f"  (still in {LIST_FILE})"
             click.echo(f"  {address}  since {_when(since)}, {SOURCES.get(source, source)}{note}")
+
+
+class _Marks:
+    """What the state database says of the members (unsubscribed, bouncing, back on the list), and
+    what the list's first pass counts with it: who is mailed, the widest address, who is listed."""
+
+    def __init__(
+        self, suppressed: dict[str, tuple[str, str]], resubscribed: dict[str, Any], bouncing: Any
+    ) -> None:
+        self.suppressed, self.resubscribed, self.bouncing = suppressed, resubscribed, bouncing
+        self.mailed = self.width = 0
+        self.listed: set[str] = set()  # the unsubscribed addresses that are still in the file
+        self.read_before = True
+
+    @classmethod
+    def read(cls, settings: Any) -> _Marks:
+        """From the state database if there is one; otherwise it is made once the list is found
+        readable (``settle``), as it was when the list was read before the database was opened."""
+        if not Path(settings.state_path).exists():
+            marks = cls({}, {}, frozenset())
+            marks.read_before = False
+            return marks
+        with _ledger(settings) as ledger:
+            return cls(ledger.suppressed(), ledger.resubscriptions(), ledger.bouncing())
+
+    def settle(self, settings: Any) -> None:
+        if not self.read_before:
+            with _ledger(settings):  # a new state database holds no marks
+                pass
+
+    def visit(self, member: Any) -> None:
+        key = member.key
+        self.width = max(self.width, len(member.email))
+        if key in self.suppressed:
+            self.listed.add(key)
+        elif key not in self.bouncing:
+            self.mailed += 1
 
 
 @subscribers.command()
@@ -263,29 +305,45 @@ def export(ctx: click.Context, file: Path | None) -> None:
 
     Cells that a spreadsheet would run as a formula get a leading '. Unsubscribed addresses are left out.
     """
-    import io
-
-    from newsletter.inputs.members_edit import atomic_write, export, load
+    from newsletter.inputs.members_io import export_rows
+    from newsletter.inputs.members_listing import listing
 
     settings = _settings(ctx)
     path = _members_file(settings)
     if file is not None and file.resolve() == path.resolve():
         raise click.BadParameter(f"that would overwrite {LIST_FILE} — choose another file", param_hint="FILE")
+    marks = _Marks.read(settings)
     try:
-        roster = load(path)
+        # Checked whole first (nothing is written of a list with a problem), then written row by row.
+        with listing(path) as found:
+            marks.settle(settings)
+            if file is None:
+                left_out = export_rows(
+                    found.columns, found.members(), marks.suppressed, sys.stdout, bom=False
+                )
+            else:
+                left_out = _export_to(file, found.columns, found.members(), marks.suppressed)
     except DataError as err:
         raise _fixable(err, "nothing was exported") from err
-    with _ledger(settings) as ledger:
-        suppressed = ledger.suppressed()
-    out = io.StringIO()
-    left_out = export(roster, suppressed, out, bom=file is not None)  # the BOM tells Excel it is UTF-8
-    if file is None:
-        sys.stdout.write(out.getvalue())
-    else:
-        atomic_write(file, out.getvalue().encode("utf-8"))
-        click.echo(f"Exported {len(roster.members) - left_out} members to {file}.", err=True)
+    if file is not None:
+        click.echo(f"Exported {found.count - left_out} members to {file}.", err=True)
     if left_out:
         click.echo(f"{left_out} unsubscribed addresses left out.", err=True)
+
+
+def _export_to(file: Path, columns: list[str], members: Iterator[Any], suppressed: Any) -> int:
+    """Write the export to ``file`` atomically (whole or not at all), with the BOM that tells Excel
+    it is UTF-8."""
+    import io
+
+    from newsletter.inputs.members_io import atomic_writer, export_rows
+
+    with atomic_writer(file) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        left_out = export_rows(columns, members, suppressed, text, bom=True)
+        text.flush()
+        text.detach()
+    return left_out
 
 
 @click.command()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from newsletter.errors import InvalidValue, Problem
 from newsletter.inputs.member_values import validate_address, validate_name
+from newsletter.inputs.seen_addresses import SeenAddresses
 from newsletter.model import Subscriber
 
 if TYPE_CHECKING:
@@ -71,14 +71,15 @@ def read_header(lines: Iterator[str], display: str) -> tuple[Header | None, list
 
 
 def scan_rows(
-    header: Header, display: str, *, trusted: bool = False, dedupe: bool = True
+    header: Header, display: str, *, dedupe: bool = True, capacity: int = 1024
 ) -> Iterator[tuple[Subscriber | None, list[Problem]]]:
     """Each data row after ``header`` as (member or None, its problems); blank rows are skipped.
 
     ``dedupe``: a second row with the same address (any capitals) is a problem that names the first
-    line; the reader for sending turns it off and merges such rows itself, in less memory.
+    line, found in a compact table of the addresses met (``capacity``: the rows expected); the
+    reader for sending turns it off and merges such rows itself.
     """
-    first_seen: dict[str, int] = {}  # address key → line, to name both lines of a duplicate
+    seen = SeenAddresses(capacity) if dedupe else None
     reader = header.reader
     while True:
         line = reader.line_num + 1
@@ -89,7 +90,7 @@ def scan_rows(
         except csv.Error as err:
             yield None, [_quote_problem(str(err), display, line)]
             continue
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue  # blank rows (also ",,," from spreadsheets) are not members
         fields, problem = _row_fields(header, cells, display, line)
         if problem is not None:
@@ -98,15 +99,12 @@ def scan_rows(
         name_index, email_index = header.name_index, header.email_index
         cell = cells[name_index] if name_index is not None and name_index < len(cells) else ""
         email = cells[email_index] if email_index < len(cells) else ""
-        if trusted and (known := _already_checked(email, cell, fields, line)) is not None:
-            yield known, []  # validated (duplicates included) by check_file on this very file
-            continue
         subscriber, problems = check_row(email, cell, fields, path=display, line=line)
-        if subscriber is not None and dedupe:
-            seen = first_seen.setdefault(subscriber.key, line)
-            if seen != line:
+        if subscriber is not None and seen is not None:
+            first = seen.first_line(subscriber.key, line)
+            if first is not None:
                 problems.append(
-                    Problem(display, line, f"same address as line {seen}", "delete one of the rows")
+                    Problem(display, line, f"same address as line {first}", "delete one of the rows")
                 )
                 subscriber = None
         yield subscriber, problems
@@ -208,19 +206,6 @@ def check_row(
     if problems:
         return None, problems
     return Subscriber(email=address, name=clean_name, fields=fields, line=line), problems
-
-
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
-
-
-def _already_checked(email: str, name: str, fields: dict[str, str], line: int) -> Subscriber | None:
-    """The member as _check would return it, for a row of a file check_file has just validated; None
-    when the address is not plain ASCII (then the caller validates it again, to normalise it alike)."""
-    address = email.strip()
-    if not _PLAIN_ADDRESS.fullmatch(address):
-        return None
-    local, _, domain = address.rpartition("@")
-    return Subscriber(email=f"{local}@{domain.lower()}", name=name.strip(), fields=fields, line=line)
 
 
 def _quote_problem(error: str, display: str, line: int) -> Problem:

@@ -17,15 +17,20 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 _NAMED = {"\r": "a line break (CR)", "\n": "a line break (LF)", "\t": "a tab"}
 
 
+#: Every character of the categories Cc (controls), Zl and Zp (line and paragraph separators): one
+#: search instead of a lookup per character (tests/test_bad_input.py checks it against unicodedata).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def control_character(text: str) -> str | None:
     """The first line break or control character in ``text``, in words ("a line break (LF)")."""
-    for char in text:
-        category = unicodedata.category(char)
-        if category in ("Zl", "Zp") or char == "\x85":
-            return f"a line break (U+{ord(char):04X})"
-        if category == "Cc":
-            return _NAMED.get(char, f"a control character (U+{ord(char):04X})")
-    return None
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if unicodedata.category(char) in ("Zl", "Zp") or char == "\x85":
+        return f"a line break (U+{ord(char):04X})"
+    return _NAMED.get(char, f"a control character (U+{ord(char):04X})")
 
 
 def header_problem(text: str) -> str | None:

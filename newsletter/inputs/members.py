@@ -20,6 +20,7 @@ from newsletter.inputs.csv_scan import check_row, delimiter_of, read_header, sca
 from newsletter.inputs.limits import SUBSCRIBERS_MAX_BYTES, too_large
 from newsletter.inputs.member_values import validate_address as validate_address
 from newsletter.inputs.member_values import validate_name as validate_name
+from newsletter.inputs.seen_addresses import capacity_of
 from newsletter.model import Subscriber
 
 SAVE_AS_UTF8 = (
@@ -27,6 +28,7 @@ SAVE_AS_UTF8 = (
     "in Google Sheets choose File › Download › 'Comma-separated values (.csv)'"
 )
 TOO_LARGE_WHAT = "a list of members is far smaller, even with 100,000 of them"
+HEAD = 1 << 16  # bytes read first: the encoding's mark, and how long a row is (to size tables)
 
 
 # --- one row (single values: member_values, shared with `newsletter subscribers add`) ----------------
@@ -83,10 +85,9 @@ def file_stamp(path: Path) -> Stamp | None:
 
 
 def check_file(path: Path, display: str | None = None) -> tuple[int, Stamp | None]:
-    """Validate the whole file keeping nothing in memory: (members, stamp of the file checked).
+    """Validate the whole file keeping no member in memory: (members, stamp of the file checked).
 
-    DataError carries every problem. The stamp lets a send that follows read the same file again
-    without validating each address a second time (see iter_subscribers).
+    DataError carries every problem.
     """
     count = 0
     problems: list[Problem] = []
@@ -99,15 +100,9 @@ def check_file(path: Path, display: str | None = None) -> tuple[int, Stamp | Non
     return count, (stamp[0] if stamp else None)
 
 
-def iter_subscribers(
-    path: Path, display: str | None = None, *, checked: Stamp | None = None
-) -> Iterator[Subscriber]:
-    """Members one by one for long lists; raises DataError at the first row with a problem.
-
-    With ``checked`` (from check_file) and the file unchanged since, rows are only parsed: their
-    addresses were validated moments ago, and validating 100,000 of them again costs seconds.
-    """
-    for subscriber, problems in _scan(path, display or path.name, checked=checked):
+def iter_subscribers(path: Path, display: str | None = None) -> Iterator[Subscriber]:
+    """Members one by one for long lists; raises DataError at the first row with a problem."""
+    for subscriber, problems in _scan(path, display or path.name):
         if problems:
             raise DataError(problems)
         if subscriber is not None:
@@ -117,7 +112,7 @@ def iter_subscribers(
 def read_columns(path: Path, display: str | None = None) -> list[str]:
     """The header's column names (trimmed, blank ones left out), e.g. for templates' member.<column>."""
     columns: list[str] = []
-    for _, problems in _scan(path, display or path.name, columns=columns):
+    for _, problems in _scan(path, display or path.name, columns=columns, dedupe=False):
         if problems and not columns:
             raise DataError(problems)
         break  # the header has been read; the rows are read_subscribers' business
@@ -130,11 +125,12 @@ def _scan(
     *,
     columns: list[str] | None = None,
     stamp: list[Stamp] | None = None,
-    checked: Stamp | None = None,
+    dedupe: bool = True,
 ) -> Iterator[tuple[Subscriber | None, list[Problem]]]:
     """Each data row as (member or None, its problems); file-level problems come with None.
 
     ``columns`` (if given) receives the header names once the header row has been accepted.
+    ``dedupe=False``: no table of the addresses met (for a caller that reads the header only).
     """
     try:
         raw = path.open("rb")
@@ -150,17 +146,18 @@ def _scan(
             yield None, [too_large(display, SUBSCRIBERS_MAX_BYTES, TOO_LARGE_WHAT)]
             return
         # Excel's "Unicode Text" saves UTF-16; decoding it as UTF-8 would give a confusing error.
-        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+        head = raw.read(HEAD)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
             yield None, [Problem(display, 1, "the file is saved as UTF-16 ('Unicode Text')", SAVE_AS_UTF8)]
             return
+        capacity = capacity_of(raw, os.fstat(raw.fileno()).st_size, head) if dedupe else 0
     # newline="" hands line endings to the csv module, which keeps quoted line breaks inside cells
     # and counts physical lines (CRLF or LF alike) in line_num. utf-8-sig drops Excel's BOM.
     with path.open(encoding="utf-8-sig", newline="") as text:
-        current = _stamp(text.fileno())
         if stamp is not None:
-            stamp.append(current)
+            stamp.append(_stamp(text.fileno()))
         try:
-            yield from _scan_text(text, display, columns, trusted=checked is not None and checked == current)
+            yield from _scan_text(text, display, columns, capacity=capacity, dedupe=dedupe)
         except UnicodeDecodeError:
             yield None, [not_utf8(path, display)]
 
@@ -172,7 +169,12 @@ def not_utf8(path: Path, display: str) -> Problem:
 
 
 def _scan_text(
-    lines: Iterator[str], display: str, columns: list[str] | None, *, trusted: bool = False
+    lines: Iterator[str],
+    display: str,
+    columns: list[str] | None,
+    *,
+    capacity: int = 1024,
+    dedupe: bool = True,
 ) -> Iterator[tuple[Subscriber | None, list[Problem]]]:
     header, problems = read_header(lines, display)
     if problems:
@@ -181,7 +183,7 @@ def _scan_text(
         return
     if columns is not None:
         columns.extend(name for name in header.names if name)
-    yield from scan_rows(header, display, trusted=trusted)
+    yield from scan_rows(header, display, capacity=capacity, dedupe=dedupe)
 
 
 def _first_undecodable_line(path: Path) -> int | None:

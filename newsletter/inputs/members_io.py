@@ -17,16 +17,17 @@ import io
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from newsletter.errors import DataError, EditBusy, InvalidValue, Problem
 from newsletter.inputs.member_values import FORMULA_START, unneutralise
 from newsletter.inputs.members import (
     EMAIL_COLUMN,
+    HEAD,
     NAME_COLUMN,
     SAVE_AS_UTF8,
     _scan_text,
@@ -34,6 +35,7 @@ from newsletter.inputs.members import (
     sniff_delimiter,
     validate_address,
 )
+from newsletter.inputs.seen_addresses import capacity_for
 from newsletter.model import Subscriber
 
 LOCK_WAIT = 30.0  # seconds an edit waits for another one to finish
@@ -147,7 +149,11 @@ def load(path: Path) -> Roster:
     columns: list[str] = []
     members: list[Subscriber] = []
     problems: list[Problem] = []
-    for member, row_problems in _scan_text(io.StringIO(text, newline=""), path.name, columns):
+    middle = raw[len(raw) // 2 : len(raw) // 2 + HEAD] if len(raw) > 2 * HEAD else b""
+    capacity = capacity_for(len(raw), raw[:HEAD], middle)
+    for member, row_problems in _scan_text(
+        io.StringIO(text, newline=""), path.name, columns, capacity=capacity
+    ):
         problems.extend(row_problems)
         if member is not None:
             members.append(member)
@@ -184,6 +190,14 @@ def save(path: Path, roster: Roster) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, rename: readers see the old file or the new, never half."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """``atomic_write`` for data written bit by bit: the file appears whole when the block ends, and
+    not at all if it raises."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
@@ -191,7 +205,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
@@ -258,17 +272,30 @@ def safe_address(text: str) -> str:
     return address
 
 
-def export(roster: Roster, suppressed: Mapping[str, object], out: TextIO, *, bom: bool) -> int:
+def export(roster: Roster, suppressed: Container[str], out: TextIO, *, bom: bool) -> int:
     """Write the members who get mail as Excel-friendly CSV; returns how many unsubscribed were left out.
 
     Every cell is neutralised; one the file holds neutralised already (``Roster.put`` wrote it so)
     goes out as it is, so that importing the export gives each value back once.
     """
-    kept = [m for m in roster.members if m.key not in suppressed]
-    rows = ([_for_spreadsheet(m.fields.get(c, "")) for c in roster.columns] for m in kept)
-    fmt = CsvFormat(delimiter=",", bom=bom, newline="\r\n")
-    out.write(render_csv([_for_spreadsheet(c) for c in roster.columns], rows, fmt, quote_all=True))
-    return len(roster.members) - len(kept)
+    return export_rows(roster.columns, roster.members, suppressed, out, bom=bom)
+
+
+def export_rows(
+    columns: list[str], members: Iterable[Subscriber], suppressed: Container[str], out: TextIO, *, bom: bool
+) -> int:
+    """``export`` of members met one by one (`subscribers export` of a list of any length)."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, delimiter=",", lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerow([_for_spreadsheet(c) for c in columns])
+    left_out = 0
+    for member in members:
+        if member.key in suppressed:
+            left_out += 1
+        else:
+            writer.writerow([_for_spreadsheet(member.fields.get(c, "")) for c in columns])
+    return left_out
 
 
 def _for_spreadsheet(cell: str) -> str:

@@ -21,8 +21,8 @@ from newsletter.errors import DataError, Problem
 from newsletter.inputs.csv_scan import EMAIL_COLUMN, Header, read_header, scan_rows
 from newsletter.inputs.limits import SUBSCRIBERS_MAX_BYTES, too_large
 from newsletter.inputs.member_values import FORMULA_SIGNS
-from newsletter.inputs.members import SAVE_AS_UTF8, TOO_LARGE_WHAT, Stamp, not_utf8, scan_subscribers
-from newsletter.inputs.seen_addresses import SeenAddresses
+from newsletter.inputs.members import HEAD, SAVE_AS_UTF8, TOO_LARGE_WHAT, Stamp, not_utf8, scan_subscribers
+from newsletter.inputs.seen_addresses import SeenAddresses, capacity_of
 from newsletter.model import Subscriber
 
 #: Problems kept in full per kind; beyond that only counted, so a file of bad rows stays small in memory.
@@ -42,6 +42,8 @@ class RowProblems:
     excluded_rows: int = 0  # every row left out, listed or not
     merged_rows: int = 0
     finished: bool = False  # the iterator reached the end of the file: the counts are complete
+    formulas: list[Problem] = field(default_factory=list)  # with formulas=True: formula_warnings's
+    expected: int = 1024  # rows the file likely holds, estimated from its size and first rows
 
     @property
     def problems(self) -> list[Problem]:
@@ -63,19 +65,25 @@ class RowProblems:
             self.merged.append((problem.line, problem))
 
 
-def read_for_sending(path: Path, display: str | None = None) -> tuple[Iterator[Subscriber], RowProblems]:
+def read_for_sending(
+    path: Path, display: str | None = None, *, formulas: bool = False, merge: bool = True
+) -> tuple[Iterator[Subscriber], RowProblems]:
     """(the good members in file order, what was left out): for a send.
 
     The header is read now: DataError if the file cannot be used at all. Then each row with a problem
     is left out and recorded in the RowProblems as the iterator reaches it, and a row whose address
     (any capitals) came before is merged into that first row, with a warning. Memory stays small for
-    any length of list: one row at a time, and 40 bytes or so per address seen.
+    any length of list: one row at a time, and 19 to 30 bytes per address seen.
+
+    ``formulas``: the same pass also gathers ``formula_warnings`` (for `check`, which reads the list
+    once); ``merge=False`` leaves duplicate rows in, for a caller that only collects addresses.
     """
     name = display or path.name
     raw = _open(path, name)
     try:
-        _check_encoding(raw, path, name)
+        head = _check_encoding(raw, path, name)
         st = os.fstat(raw.fileno())
+        expected = capacity_of(raw, st.st_size, head)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         header, problems = read_header(text, name)
     except BaseException:
@@ -85,7 +93,9 @@ def read_for_sending(path: Path, display: str | None = None) -> tuple[Iterator[S
         text.close()
         raise DataError(problems)
     found = RowProblems(name, (st.st_ino, st.st_size, st.st_mtime_ns))
-    return _good_rows(text, header, path, found), found
+    found.expected = expected
+    seen = SeenAddresses(found.expected) if merge else None
+    return _good_rows(text, header, path, found, seen, formulas=formulas), found
 
 
 def _open(path: Path, display: str) -> BinaryIO:
@@ -103,9 +113,11 @@ def _open(path: Path, display: str) -> BinaryIO:
     return raw
 
 
-def _check_encoding(raw: BinaryIO, path: Path, display: str) -> None:
-    """Refuse a file that is not UTF-8 before any member is read, not halfway through the mailing."""
-    if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+def _check_encoding(raw: BinaryIO, path: Path, display: str) -> bytes:
+    """Refuse a file that is not UTF-8 before any member is read, not halfway through the mailing;
+    return its first bytes (``HEAD``), which tell how long a row is."""
+    head = raw.read(HEAD)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError([Problem(display, 1, "the file is saved as UTF-16 ('Unicode Text')", SAVE_AS_UTF8)])
     raw.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -116,22 +128,30 @@ def _check_encoding(raw: BinaryIO, path: Path, display: str) -> None:
     except UnicodeDecodeError:
         raise DataError([not_utf8(path, display)]) from None
     raw.seek(0)
+    return head
 
 
 def _good_rows(
-    text: io.TextIOWrapper, header: Header, path: Path, found: RowProblems
+    text: io.TextIOWrapper,
+    header: Header,
+    path: Path,
+    found: RowProblems,
+    seen: SeenAddresses | None,
+    *,
+    formulas: bool,
 ) -> Iterator[Subscriber]:
-    seen = SeenAddresses()
     try:
         for subscriber, problems in scan_rows(header, found.path, dedupe=False):
             if subscriber is None:
                 found._exclude(problems)
                 continue
-            first = seen.first_line(subscriber.key, subscriber.line or 0)
+            first = seen.first_line(subscriber.key, subscriber.line or 0) if seen is not None else None
             if first is not None:
                 message = f"same address as line {first}: mailed once, as on line {first}"
                 found._merge(Problem(found.path, subscriber.line, message, "delete one of the rows"))
                 continue
+            if formulas and (room := MAX_LISTED - len(found.formulas)) > 0:
+                found.formulas.extend(_formula_cells(subscriber, found.path)[:room])
             yield subscriber
         found.finished = True
     except UnicodeDecodeError:  # the file was rewritten in place since it was checked
@@ -150,14 +170,20 @@ def formula_warnings(path: Path, display: str | None = None) -> list[Problem]:
     for subscriber, _ in scan_subscribers(path, display):
         if subscriber is None:
             continue
-        for column, value in subscriber.fields.items():
-            if column.casefold() == EMAIL_COLUMN or not value.startswith(FORMULA_SIGNS):
-                continue
-            if _NUMBER_LIKE.fullmatch(value):
-                continue
-            message = f"the {column} cell starts with '{value[0]}', which a spreadsheet may run as a formula"
-            hint = "remove the sign if it is not needed: Excel and Google Sheets run such cells on opening"
-            warnings.append(Problem(display or path.name, subscriber.line, message, hint))
-            if len(warnings) >= MAX_LISTED:
-                return warnings
+        warnings.extend(_formula_cells(subscriber, display or path.name))
+        if len(warnings) >= MAX_LISTED:
+            return warnings[:MAX_LISTED]
+    return warnings
+
+
+def _formula_cells(subscriber: Subscriber, display: str) -> list[Problem]:
+    warnings: list[Problem] = []
+    for column, value in subscriber.fields.items():
+        if not value.startswith(FORMULA_SIGNS) or column.casefold() == EMAIL_COLUMN:
+            continue
+        if _NUMBER_LIKE.fullmatch(value):
+            continue
+        message = f"the {column} cell starts with '{value[0]}', which a spreadsheet may run as a formula"
+        hint = "remove the sign if it is not needed: Excel and Google Sheets run such cells on opening"
+        warnings.append(Problem(display, subscriber.line, message, hint))
     return warnings

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from newsletter.inputs.seen_addresses import SeenAddresses
 from newsletter.model import DeliveryStatus, Mailing, MailKind, Meeting, Rsvp, Subscriber
 from newsletter.state.answers import (
     PreferenceBook,
@@ -68,19 +69,25 @@ class Choices:
         return ledger.mark(cid, unwanted, DeliveryStatus.SUPPRESSED, now=now) if unwanted else 0
 
 
-def member_keys(project: Project, ledger: Ledger) -> frozenset[str]:
+def member_keys(project: Project, ledger: Ledger) -> SeenAddresses:
     """The list's addresses (lower-cased) that may still be mailed: not unsubscribed.  A row with a
-    problem is left out, as a send leaves it out."""
+    problem is left out, as a send leaves it out.  Kept as 12-byte digests (``key in keys``,
+    ``len(keys)``), not as strings: 20 to 30 MB for a million members, not hundreds."""
     from newsletter.inputs.sending_list import read_for_sending
 
-    found, _ = read_for_sending(project.subscribers_path)
+    found, rows = read_for_sending(project.subscribers_path, merge=False)
     suppressed = ledger.suppressed()
-    return frozenset(m.key for m in found if m.key not in suppressed)
+    keys = SeenAddresses(rows.expected)
+    for member in found:
+        if member.key not in suppressed:
+            keys.first_line(member.key, member.line or 1)
+    return keys
 
 
-def answer_counts(ledger: Ledger, meeting_key: str, members: frozenset[str]) -> RsvpCounts:
+def answer_counts(ledger: Ledger, meeting_key: str, members: SeenAddresses) -> RsvpCounts:
     """The answers for one meeting out of ``members`` (``member_keys``): what organisers see."""
-    return rsvp_counts(ledger, meeting_key, len(members), members=members)
+    listed = frozenset(address for address in rsvps(ledger, meeting_key) if address in members)
+    return rsvp_counts(ledger, meeting_key, len(members), members=listed)
 
 
 def answers_line(meeting: Meeting, counts: RsvpCounts) -> str:
