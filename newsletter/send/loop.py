@@ -29,6 +29,7 @@ from newsletter.state.recorder import Recorder, recording
 
 if TYPE_CHECKING:
     from newsletter.compose.mime import MessageFactory
+    from newsletter.inputs.sending_list import RowProblems
     from newsletter.project import Project
     from newsletter.timing import Due
 
@@ -307,6 +308,15 @@ def _ids(factory: MessageFactory) -> Callable[[str], tuple[str, str]]:
     return ids
 
 
+def _reachable(found: Iterable[Subscriber], ledger: Ledger, only: set[str] | None) -> Iterator[Subscriber]:
+    """The members as written, but not those whose mailbox no longer takes mail (not mailed until an
+    organiser checks), and for a change notice only those it was opened for."""
+    from newsletter.inputs.member_values import as_written
+
+    bouncing = ledger.bouncing()
+    return (as_written(m) for m in found if (only is None or m.key in only) and m.key not in bouncing)
+
+
 def send_mailing(
     project: Project,
     due: Due,
@@ -318,7 +328,6 @@ def send_mailing(
 ) -> Report:
     """Send one mailing to every member not yet done, recording each in the ledger; the caller holds
     the send lock. Each message is built, signed and handed over by the one pipeline."""
-    from newsletter.inputs.member_values import as_written
     from newsletter.inputs.sending_list import read_for_sending
     from newsletter.model import snapshot
     from newsletter.send.choices import Choices
@@ -337,11 +346,8 @@ def send_mailing(
     # A problem confined to one row leaves out that row only (and the organisers are told); a
     # problem with the whole file (no email column, unreadable) raises DataError here.
     found, rows = read_for_sending(project.subscribers_path)
-    bouncing = ledger.bouncing()  # their mailbox no longer takes mail: not mailed until an organiser checks
     choices = Choices.read(ledger, project, mailing)  # her preferences: which reminders, and in what form
-    members = choices.only_wanted(
-        as_written(m) for m in found if (only is None or m.key in only) and m.key not in bouncing
-    )
+    members = choices.only_wanted(_reachable(found, ledger, only))
     blocking_placeholders(project, mailing, clock())
     sequence = ledger.sequence(mailing.meeting.key, told)
     builder = Builder(project, due, columns=project.columns(), sequence=sequence, choices=choices)
@@ -379,8 +385,13 @@ def send_mailing(
         ledger.set_stopped(cid, str(err), clock())
         raise
     ledger.set_stopped(cid, None, clock())
+    return _closed(ledger, cid, report, rows, clock())
+
+
+def _closed(ledger: Ledger, cid: str, report: Report, rows: RowProblems, now: dt.datetime) -> Report:
+    """A run that went through: the campaign done when every member is, and the rows left out."""
     if all(status in FINAL for status in ledger.counts(cid)):
-        ledger.set_campaign_state(cid, CampaignState.DONE, now=clock())
+        ledger.set_campaign_state(cid, CampaignState.DONE, now=now)
         # The list this mailing went to: if it changes while the reminder is still due,
         # tick sends it to the newcomers (see jobs.tick).
         ledger.set_meta(f"list:{cid}", repr(rows.stamp))
