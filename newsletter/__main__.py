@@ -1,5 +1,5 @@
 import sys
 
-from newsletter.cli.main import main
+from newsletter.cli.entry import main
 
 sys.exit(main(prog_name="python -m newsletter"))

@@ -9,9 +9,7 @@ timeouts.  Credentials are never part of a message, a log line or ``repr``.
 from __future__ import annotations
 
 import dataclasses
-import io
 import ipaddress
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,29 +17,13 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote
 
+from newsletter.envfile import STATE_DEFAULT, home_folder, merged_env, path_setting
 from newsletter.errors import ConfigError
 from newsletter.rate import SendRate, parse_rate_limit
 from newsletter.tokens import load_or_create_secret
 
 SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
 DEFAULT_PORTS = {"plain": 25, "starttls": 587, "tls": 465}
-KNOWN = (
-    "SMTP_URL",
-    "SMTP_CONNECTIONS",
-    "SMTP_RATE_LIMIT",
-    "SMTP_TIMEOUT",
-    "NEWSLETTER_FROM",
-    "NEWSLETTER_REPLY_TO",
-    "NEWSLETTER_STATE",
-    "NEWSLETTER_OUTBOX",
-    "NEWSLETTER_SECRET",
-    "NEWSLETTER_PUBLIC_URL",
-    "NEWSLETTER_HOME",
-    "NEWSLETTER_DKIM_KEY",
-    "NEWSLETTER_DKIM_SELECTOR",
-    "NEWSLETTER_BOUNCE_ADDRESS",
-    "NEWSLETTER_BOUNCE_MAILBOX",
-)
 IMAP_PORTS = {"imaps": 993, "imap": 143}
 BOX = "NEWSLETTER_BOUNCE_MAILBOX"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -137,27 +119,6 @@ class Settings:
         return dataclasses.replace(
             self, sender=chosen, reply_to=parseaddr(self.reply_to or reply_to or chosen)[1]
         )
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`.env` values; a line python-dotenv cannot parse is an error naming the line, not a warning."""
-    if not path.is_file():
-        return {}
-    # python-dotenv loads only when there is a file to read: a tick under cron pays for no more.
-    from dotenv.main import DotEnv
-    from dotenv.parser import parse_stream
-
-    text = path.read_text(encoding="utf-8-sig")
-    line = 1
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            raise ConfigError(
-                f"{path.name}:{line}: cannot read this line — write it as NAME=value "
-                "(quote values with spaces or '#')"
-            )
-        line += binding.original.string.count("\n")
-    values = DotEnv(path, encoding="utf-8-sig", interpolate=False).dict()
-    return {k: v for k, v in values.items() if v is not None}
 
 
 def parse_smtp_url(url: str) -> SmtpSettings:
@@ -343,17 +304,15 @@ def read_dkim_key(path: Path | None) -> bytes | None:
 
 def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings for the group folder ``home``; ``environ`` wins over the folder's `.env`."""
-    environ = os.environ if environ is None else environ
-    home = Path(home or environ.get("NEWSLETTER_HOME") or ".").resolve()
+    home = home_folder(home, environ)
     if not home.is_dir():
         raise ConfigError(
             f"{home}: no such folder — pass --dir PATH or set NEWSLETTER_HOME to the group's folder"
         )
-    env = {**read_env_file(home / ".env"), **{k: v for k, v in environ.items() if k in KNOWN}}
+    env = merged_env(home, environ)
 
     def path(name: str, default: str) -> Path:
-        value = Path(env.get(name, "").strip() or default).expanduser()
-        return value if value.is_absolute() else home / value
+        return path_setting(env, home, name, default)
 
     url = env.get("SMTP_URL", "").strip()
     smtp = parse_smtp_url(url) if url else None
@@ -367,7 +326,7 @@ def resolve(home: Path | None = None, environ: Mapping[str, str] | None = None) 
             "NEWSLETTER_SECRET is too short — use at least 16 random characters, e.g. the output of "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
-    state_path = path("NEWSLETTER_STATE", ".newsletter/state.sqlite3")
+    state_path = path("NEWSLETTER_STATE", STATE_DEFAULT)
     connections = int(_positive(env, "SMTP_CONNECTIONS", 4, integer=True))
     dkim_path = path("NEWSLETTER_DKIM_KEY", "") if env.get("NEWSLETTER_DKIM_KEY", "").strip() else None
     sender = _plain_address(

@@ -106,3 +106,16 @@ def find(schedule: Schedule, meeting: dt.date | None, reminder: str | None, now:
     if reminder is not None:
         return next((d for d in dues if d.mailing.name == reminder), None)
     return next((d for d in dues if d.state(now) != Window.CLOSED), dues[0] if dues else None)
+
+
+def quiet_until(schedule: Schedule, now: dt.datetime, *, longest: dt.timedelta) -> dt.datetime:
+    """The first moment after ``now`` at which a tick, with the files and the ledger unchanged, could
+    act differently: a reminder's window opens or closes, a meeting starts, the group's date changes
+    — or ``longest`` from now, whichever comes first."""
+    tz = schedule.group.tz
+    tomorrow = local_instant(now.astimezone(tz).date() + dt.timedelta(days=1), dt.time(0), tz)
+    moments = [now + longest, tomorrow]
+    moments += [m.start(tz) for m in schedule.meetings]
+    for due in plan(schedule):
+        moments += [due.at, due.until]
+    return min(m for m in moments if m > now)

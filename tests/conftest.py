@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.cli.main import main
+from newsletter.cli.entry import main
 
 from . import browser
 from .smtpd import Recorder, Server
@@ -70,7 +70,8 @@ CliRunner = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> CliRunner:
-    """Run the real CLI in-process: run(group, "send", ...) → (exit code, stdout, stderr)."""
+    """Run the real CLI in-process, through the installed command's entry point (a no-op `tick` may
+    answer from its idle note): run(group, "send", ...) → (exit code, stdout, stderr)."""
 
     def go(home: Path, *args: str) -> tuple[int, str, str]:
         capsys.readouterr()

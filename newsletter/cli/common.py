@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from newsletter.errors import NewsletterError
+from newsletter.moments import read_moment
 
 if TYPE_CHECKING:
     from newsletter.project import Project
@@ -47,10 +48,9 @@ def parse_moment(value: str | None, tz: ZoneInfo) -> dt.datetime:
     if not value:
         return now_utc()
     try:
-        moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+        return read_moment(value, tz)
     except ValueError as err:
         raise click.BadParameter(f"{value!r} is not a date and time — write e.g. 2026-12-01T09:00") from err
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
 def parse_day(value: str | None) -> dt.date | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.cli.common import Obj, now_utc, parse_day, parse_moment, pick
+from newsletter.cli.stamp import stamped
 from newsletter.errors import DataError, NewsletterError
 
 if TYPE_CHECKING:
@@ -164,13 +164,10 @@ cli.add_command(serve)
 
 def main(argv: list[str] | None = None, prog_name: str = "newsletter") -> int:
     args = sys.argv[1:] if argv is None else argv
-    # `tick` under cron writes to a log file: its error lines are timestamped like its other lines.
-    stamp = "tick" in args and not sys.stderr.isatty()
 
     def say(line: str) -> None:
-        click.echo(
-            f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} {line}" if stamp else line, err=True
-        )
+        # `tick` under cron writes to a log file: its error lines are timestamped like its other lines.
+        click.echo(stamped(line, sys.stderr) if "tick" in args else line, err=True)
 
     try:
         cli.main(args=args, prog_name=prog_name, standalone_mode=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.cli.common import Obj, now_utc, parse_moment, pick, progress
+from newsletter.cli.stamp import stamped
 from newsletter.errors import DataError, DeliveryLeft, NewsletterError
 
 if TYPE_CHECKING:
@@ -187,7 +188,12 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
     """Send every reminder and change notice that is due and not yet delivered, then exit (for cron)."""
     from newsletter.jobs import tick as run_tick
     from newsletter.send.pipeline import BUSY
+    from newsletter.state.idle import LONGEST, note_for
 
+    idle = note_for(obj.home)  # what this tick's answer depends on, read before it reads anything
+    before = idle.digest() if idle else ""
+    if idle:
+        idle.forget()
     try:
         project = obj.project(check_subscribers=False, check_articles=False)
     except DataError as err:
@@ -208,19 +214,19 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
         click.echo(f"newsletter: {BUSY}")
         return
     for line in report.lines or [_nothing_due(project, now)]:
-        click.echo(stamped(line))
+        click.echo(stamped(line, sys.stdout))
+    if idle and not report.lines and not report.problems and project.settings.bounce_mailbox is None:
+        from newsletter.timing import quiet_until
+
+        until = quiet_until(project.schedule, now, longest=LONGEST)
+        idle.remember(
+            before, now=now, until=until, tz=project.schedule.group.tz.key, line=_nothing_due(project, now)
+        )
     if report.problems:
         raise DeliveryLeft(
             f"{report.problems} member(s) deferred or failed — see `newsletter status`; the next tick "
             "retries the deferred ones while the reminder's window is open"
         )
-
-
-def stamped(line: str) -> str:
-    """Under cron the output goes to a log file: each line carries the moment it was written."""
-    if sys.stdout.isatty():
-        return line
-    return f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} {line}"
 
 
 def _nothing_due(project: Project, now: dt.datetime) -> str:
