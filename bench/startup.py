@@ -6,11 +6,21 @@ rounds, the wall time (min–median–max) and CPU time of:
 
   python -c pass                  the interpreter alone
   python -c "import newsletter"   the yardstick of the tick target
-  newsletter tick --at IDLE_AT    nothing due (the ledger exists: an earlier tick made it)
-  newsletter check                every upcoming mail rendered and inlined
+  newsletter tick --at IDLE_AT    nothing due, as cron meets it: answered from the idle note an
+                                  earlier full tick left (.newsletter/tick-idle.json)
+  newsletter tick (full)          the same with the note deleted before each run: what runs at
+                                  least once an hour, and after any change to the group's files
+  newsletter check (warm)         every upcoming mail rendered and inlined, the render cache
+                                  (.newsletter/cache/) as the previous run left it, files unchanged
+  newsletter check (edited)       the organiser's loop: one meeting edited in schedule.yaml (a new
+                                  venue note each round, never seen before), then check
+  newsletter check (cold)         the render cache deleted before each run (the first check after
+                                  an upgrade, or after deleting the folder)
 
-then the targets: `check` < 0.4 s and the no-op `tick` < 2.5 × `import newsletter` (both on the
-median wall time), and which heavy libraries the no-op tick still imports.
+then the targets: `check` < 0.4 s, warm and after the edit (the cold figure is printed beside them,
+with no target), and the no-op `tick` < 2.5 × `import newsletter` (all on the median wall time;
+the full tick is printed beside it),
+and which heavy libraries the no-op tick and the warm check still import.
 
 Compiled bytecode is kept warm in a private folder (PYTHONPYCACHEPREFIX), as an installed program
 has it, whatever PYTHONDONTWRITEBYTECODE says here.  Run: `.venv/bin/python bench/startup.py`
@@ -31,13 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ("schedule.yaml", "subscribers.csv", "content", "templates")
 IDLE_AT = "2026-11-20T10:00"  # before the sample's first reminder (2026-12-01 09:00): nothing is due
+#: The meeting edited for "check (edited)": a line of the shipped schedule.yaml, given a new ending.
+EDITED_LINE = "note: We have a private room reserved."
 HEAVY = (
     "jinja2",
     "premailer",
@@ -64,6 +76,8 @@ class Command:
     expect: str = ""  # text its output must contain (a failed or busy run is no figure)
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
+    before: Callable[[], None] | None = None  # run before each timed run (not timed)
+    after: Callable[[], None] | None = None  # and after it
 
     def spread(self) -> str:
         w = sorted(self.walls)
@@ -101,10 +115,14 @@ def environment(work: Path, source: Path | None) -> dict[str, str]:
 
 def timed(cmd: Command, env: dict[str, str], cwd: Path) -> None:
     """One run, its wall time and the CPU time of the process (user + system)."""
+    if cmd.before:
+        cmd.before()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd.argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    if cmd.after:
+        cmd.after()
     out = proc.stdout.read().decode() if proc.stdout else ""
     err = proc.stderr.read().decode() if proc.stderr else ""
     for stream in (proc.stdout, proc.stderr):
@@ -129,6 +147,8 @@ def instructions(cmd: Command, env: dict[str, str], cwd: Path) -> int | None:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         return None
+    if cmd.before:
+        cmd.before()
     traced = subprocess.run(
         [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd.argv],
         cwd=cwd,
@@ -136,15 +156,59 @@ def instructions(cmd: Command, env: dict[str, str], cwd: Path) -> int | None:
         capture_output=True,
         text=True,
     )
+    if cmd.after:
+        cmd.after()
     found = re.search(r"Collected : (\d+)", traced.stderr)
     return int(found.group(1)) if found and traced.returncode == 0 else None
+
+
+class Edits:
+    """One meeting of the group's schedule.yaml edited before a run (a new note each time, so the
+    render cache has never seen it), the file put back after it."""
+
+    def __init__(self, group: Path) -> None:
+        self.path = group / "schedule.yaml"
+        self.original = self.path.read_text(encoding="utf-8")
+        if EDITED_LINE not in self.original:
+            raise SystemExit(f"schedule.yaml has no line {EDITED_LINE!r} to edit: update EDITED_LINE")
+        self.count = 0
+
+    def edit(self) -> None:
+        self.count += 1
+        edited = EDITED_LINE.replace("reserved.", f"reserved (edit {self.count}, {os.getpid()}).")
+        self.path.write_text(self.original.replace(EDITED_LINE, edited, 1), encoding="utf-8")
+
+    def restore(self) -> None:
+        self.path.write_text(self.original, encoding="utf-8")
+
+
+def check_commands(cli: list[str], group: Path) -> list[Command]:
+    """`check` with the render cache warm, after an edit, and cold."""
+    edits = Edits(group)
+    cache = group / ".newsletter" / "cache"
+    return [
+        Command("newsletter check (warm render cache)", [*cli, "check"], expect="All good"),
+        Command(
+            "newsletter check (one meeting edited)",
+            [*cli, "check"],
+            expect="All good",
+            before=edits.edit,
+            after=edits.restore,
+        ),
+        Command(
+            "newsletter check (cold: no render cache)",
+            [*cli, "check"],
+            expect="All good",
+            before=lambda: shutil.rmtree(cache, ignore_errors=True),
+        ),
+    ]
 
 
 def report(
     commands: list[Command],
     rounds: int,
     load: tuple[float, float],
-    heavy: list[str],
+    heavy: dict[str, list[str]],
     counts: dict[str, int | None],
 ) -> None:
     """The figures, each against its target."""
@@ -155,7 +219,7 @@ def report(
     print(f"{'wall min – median – max':>36}")
     for cmd in commands:
         print(f"{cmd.label:<48}{cmd.spread()}")
-    base, tick, check = commands[1], commands[2], commands[3]
+    base, tick, (warm, edited, cold), full = commands[1], commands[2], commands[3:6], commands[6]
     ratio = tick.median / base.median
     cpu_ratio = statistics.median(tick.cpus) / statistics.median(base.cpus)
     if counts:
@@ -164,13 +228,24 @@ def report(
         for label, count in counts.items():
             ratio_text = f"  {count / yardstick:5.1f} × import newsletter" if count and yardstick else ""
             print(f"{label:<48}{count / 1e6 if count else float('nan'):8.0f} M{ratio_text}")
-    print(f"\nno-op tick imports: {', '.join(heavy) or 'none of ' + ', '.join(HEAVY)}")
+    print()
+    for label, found in heavy.items():
+        print(f"{label} imports: {', '.join(found) or 'none of ' + ', '.join(HEAVY)}")
     print(
         f"no-op tick / import newsletter: {ratio:.1f}× wall (median), {cpu_ratio:.1f}× CPU; "
         f"per round: {', '.join(f'{t / b:.1f}' for t, b in zip(tick.walls, base.walls, strict=True))}"
     )
     verdicts = [
-        (f"check < {CHECK_TARGET} s", check.median < CHECK_TARGET, f"{check.median:.3f} s"),
+        (
+            f"check < {CHECK_TARGET} s (warm render cache)",
+            warm.median < CHECK_TARGET,
+            f"{warm.median:.3f} s",
+        ),
+        (
+            f"check < {CHECK_TARGET} s (one meeting edited)",
+            edited.median < CHECK_TARGET,
+            f"{edited.median:.3f} s",
+        ),
         (
             f"no-op tick < {TICK_TARGET} × import newsletter",
             ratio < TICK_TARGET,
@@ -180,6 +255,14 @@ def report(
     print()
     for name, ok, figure in verdicts:
         print(f"  [{'ok' if ok else 'FAIL'}] {name}: {figure}")
+    print(
+        f"  (no target) check with a cold render cache: {cold.median:.3f} s "
+        "(the first run after an upgrade, or after .newsletter/cache/ was deleted)"
+    )
+    print(
+        f"  (no target) the full no-op tick, idle note deleted: {full.median:.3f} s = "
+        f"{full.median / base.median:.1f} × import newsletter (at least once an hour, and after any change)"
+    )
 
 
 def main() -> None:
@@ -205,7 +288,13 @@ def main() -> None:
                 [*cli, "tick", "--at", IDLE_AT],
                 expect="Nothing due now",
             ),
-            Command("newsletter check", [*cli, "check"], expect="All good"),
+            *check_commands(cli, group),
+            Command(
+                "newsletter tick (full: no idle note)",
+                [*cli, "tick", "--at", IDLE_AT],
+                expect="Nothing due now",
+                before=lambda: (group / ".newsletter" / "tick-idle.json").unlink(missing_ok=True),
+            ),
         ]
         where = subprocess.run(
             [sys.executable, "-c", "import newsletter; print(newsletter.__file__)"],
@@ -216,8 +305,8 @@ def main() -> None:
             check=True,
         ).stdout.strip()
         print(f"package: {Path(where).parent}\ngroup: a copy of the shipped sample in {group}")
-        for cmd in commands:  # warm-up: bytecode compiled, the ledger created by the first tick
-            timed(cmd, env, group)
+        for cmd in [*commands, commands[2]]:  # warm-up: bytecode compiled, the ledger created by the
+            timed(cmd, env, group)  # first tick, the idle note left by the last
             cmd.walls.clear()
             cmd.cpus.clear()
         if not (group / ".newsletter" / "state.sqlite3").is_file():
@@ -227,7 +316,10 @@ def main() -> None:
             for cmd in commands if i % 2 == 0 else commands[::-1]:
                 timed(cmd, env, group)
         load_after = os.getloadavg()
-        heavy = heavy_imports(commands[2].argv, env, group)
+        heavy = {
+            "no-op tick": heavy_imports(commands[2].argv, env, group),
+            "check (warm render cache)": heavy_imports(commands[3].argv, env, group),
+        }
         counts = {cmd.label: instructions(cmd, env, group) for cmd in commands} if args.instructions else {}
     report(commands, rounds, (load_before[0], load_after[0]), heavy, counts)
 

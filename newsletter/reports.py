@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.compose.context import date_text, time_text
 from newsletter.errors import DataError, NewsletterError, Problem
-from newsletter.inputs.seen_addresses import SeenAddresses
 from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Rsvp, Subscriber
 from newsletter.project import Project, load_project
-from newsletter.send.choices import answers_line
 from newsletter.send.pipeline import prepare
 from newsletter.settings import Settings
-from newsletter.state.answers import RsvpCounts
-from newsletter.state.ledger import Campaign, Ledger
 from newsletter.timing import Due, Window, plan, reminders_for, upcoming
+
+if TYPE_CHECKING:  # the ledger and the list's readers load only for the commands that use them
+    from newsletter.inputs.seen_addresses import SeenAddresses
+    from newsletter.state.answers import RsvpCounts
+    from newsletter.state.ledger import Campaign, Ledger
 
 
 def _ledger(project: Project) -> Ledger | None:
+    from newsletter.state.ledger import Ledger
+
     # Reading must not create a state database as a side effect.
     return Ledger(project.settings.state_path) if project.settings.state_path.exists() else None
 
@@ -84,6 +86,7 @@ class _Answers:
 
     def members(self) -> SeenAddresses:
         if self._members is None:
+            from newsletter.inputs.seen_addresses import SeenAddresses
             from newsletter.send.choices import member_keys
 
             try:
@@ -109,6 +112,8 @@ class _Answers:
 def answer_lines(project: Project, *, now: dt.datetime) -> list[str]:
     """One line per coming meeting that asked who comes, once its reminders went out or someone
     answered: "Planning dinner, Tue Dec 8: 12 coming (15 people), 4 can't come, 19 no answer"."""
+    from newsletter.send.choices import answers_line
+
     ledger = _ledger(project)
     try:
         answers = _Answers(project, ledger)
@@ -186,6 +191,9 @@ def _sample_member(project: Project) -> Subscriber:
 
 
 def _parts(data: bytes) -> tuple[str, str]:
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
     msg = message_from_bytes(data, policy=policy.default)
     assert isinstance(msg, EmailMessage)
     text = msg.get_body(("plain",))
@@ -221,6 +229,8 @@ def status_lines(
         return ["Nothing sent yet (no state database)."]
     if campaign is None and answers:
         return status_lines(settings, None, answers=False) + _answers_section(settings, now)
+    from newsletter.state.ledger import Ledger
+
     with Ledger(settings.state_path) as ledger:
         if campaign is None:
             lines = []
@@ -287,7 +297,7 @@ def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
     rendered = 0
     for due in dues:
         try:
-            prepare(project, due, now=now, columns=columns)
+            prepare(project, due, now=now, columns=columns, check_only=True)
             rendered += 1
         except DataError as err:
             problems.extend(p for p in err.problems if p not in problems)

@@ -14,11 +14,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import jinja2
 from jinja2 import nodes
 
 from newsletter.errors import Problem, TemplateError
+
+if TYPE_CHECKING:
+    from newsletter.compose.render_cache import AnswerStore
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +68,62 @@ def template_sources(env: jinja2.Environment, names: Iterable[str]) -> tuple[tup
         except jinja2.TemplateNotFound:
             continue
         found.append((name, source))
-        todo.extend(_parse(env, source, name)[1])
+        todo.extend(_refs(env, source, name))
     return tuple(found)
 
 
-@functools.lru_cache(maxsize=64)
+def _kept(env: jinja2.Environment, what: str, *parts: object) -> tuple[AnswerStore | None, str]:
+    """Where an answer about template texts is kept between runs (the environment's render cache,
+    if it has one), and its key: the texts, the question, this module's code and Jinja's version."""
+    folder = getattr(env, "render_cache", None)
+    if folder is None:
+        return None, ""
+    from newsletter.compose.render_cache import answer_store, code_digest, digest
+
+    settings = getattr(env, "render_cache_settings", "")
+    key = digest(what, code_digest(__file__), jinja2.__version__, settings, *parts)
+    return answer_store(folder), key
+
+
+def _refs(env: jinja2.Environment, source: str, name: str) -> tuple[str, ...]:
+    """The templates a template's text names (from the render cache when it knows: no parse)."""
+    if (env, source, name) in _PARSED:
+        return _PARSED[(env, source, name)][1]
+    store, key = _kept(env, "refs", name, source)
+    found = store.get(key) if store else None
+    if isinstance(found, list) and all(isinstance(ref, str) for ref in found):
+        return tuple(found)
+    refs = _parse(env, source, name)[1]
+    if store:
+        store.put(key, list(refs))
+    return refs
+
+
+#: The syntax trees read so far, by environment, text and name (the most recent few).
+_PARSED: dict[tuple[jinja2.Environment, str, str], tuple[nodes.Template, tuple[str, ...]]] = {}
+_PARSED_KEPT = 64
+
+
+def parsed_already(env: jinja2.Environment, source: str, name: str) -> nodes.Template | None:
+    """The syntax tree of this text read here before, if it was: Jinja compiles it (see
+    ``templates._Environment``) rather than parsing the same text a second time."""
+    found = _PARSED.get((env, source, name))
+    return found[0] if found is not None else None
+
+
 def _parse(env: jinja2.Environment, source: str, name: str) -> tuple[nodes.Template, tuple[str, ...]]:
-    """A template's syntax tree and the templates it names, by its text (read-only: shared)."""
+    """A template's syntax tree and the templates it names, by its text (read-only here: shared)."""
+    key = (env, source, name)
+    found = _PARSED.get(key)
+    if found is None:
+        found = _parse_anew(env, source, name)
+        if len(_PARSED) >= _PARSED_KEPT:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = found
+    return found
+
+
+def _parse_anew(env: jinja2.Environment, source: str, name: str) -> tuple[nodes.Template, tuple[str, ...]]:
     try:
         tree = env.parse(source, name)
     except jinja2.TemplateSyntaxError as err:
@@ -96,7 +149,15 @@ def answers(env: jinja2.Environment, names: Iterable[str]) -> tuple[bool, bool]:
     """``member_values_only_printed`` and (when not) ``traceable`` of the templates as they are
     now, worked out once per distinct text of every template reached."""
     names = tuple(names)
-    return _answers(env, names, template_sources(env, names))
+    sources = template_sources(env, names)
+    store, key = _kept(env, "answers", names, sources)
+    found = store.get(key) if store else None
+    if isinstance(found, list) and len(found) == 2 and all(isinstance(x, bool) for x in found):
+        return found[0], found[1]
+    fast, traceable = _answers(env, names, sources)
+    if store:
+        store.put(key, [fast, traceable])
+    return fast, traceable
 
 
 @functools.lru_cache(maxsize=32)

@@ -3,7 +3,9 @@
 A mailing's renders repeat (a meeting's week-before and day-before reminders give the same HTML;
 a variant or a `check` renders the same text again), and premailer re-reads the same stylesheet on
 every call: both are remembered here, keyed by their text, so an edited template or stylesheet is
-simply a new key (a long-running daemon or console never shows a stale render).
+simply a new key (a long-running daemon or console never shows a stale render).  The shared render
+of a mailing (markers where member values go, no member's data) is also kept on disk between runs
+(``inline_shared``, see ``render_cache``); anything rendered for one member stays in memory.
 """
 
 from __future__ import annotations
@@ -13,26 +15,39 @@ import importlib
 import logging
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 from newsletter.errors import Problem, TemplateError
+
+#: premailer's options (part of the key of every inlined HTML kept on disk).
+OPTIONS: dict[str, Any] = {
+    "keep_style_tags": True,
+    "strip_important": False,
+    "remove_classes": False,
+    "disable_validation": True,
+    "allow_network": False,
+    "cssutils_logging_level": logging.CRITICAL,
+}
+
+
+@functools.lru_cache(maxsize=16)
+def inline_shared(html: str, cache_dir: Path | None) -> str:
+    """``inline_css`` for the shared render of a mailing (no member's data in it), kept in the
+    render cache of ``cache_dir`` between runs (None: in memory only)."""
+    if cache_dir is None:
+        return inline_css(html)
+    from newsletter.compose.render_cache import InlineCache, code_digest
+
+    options = f"{sorted(OPTIONS.items())!r}|{code_digest(__file__)}"
+    return InlineCache(cache_dir / "inline", options).inlined(html, inline_css)
 
 
 @functools.lru_cache(maxsize=16)
 def inline_css(html: str) -> str:
     """Move the stylesheet into style attributes (mail clients drop <style>); keep @media rules."""
     try:
-        return str(
-            _premailer_class()(
-                html,
-                keep_style_tags=True,
-                strip_important=False,
-                remove_classes=False,
-                disable_validation=True,
-                allow_network=False,
-                cssutils_logging_level=logging.CRITICAL,
-            ).transform()
-        )
+        return str(_premailer_class()(html, **OPTIONS).transform())
     except Exception as err:  # premailer raises a zoo of lxml/cssutils errors
         raise TemplateError(
             [

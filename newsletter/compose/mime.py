@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import re
 import secrets
 from collections.abc import Collection
@@ -181,8 +182,6 @@ class MessageFactory:
         # VERP: each member's bounces come back to bounces+TOKEN@domain, so a report names its member
         # even when it quotes nothing of the message; the token is signed and holds no address.
         self._verp = bounce_address.rpartition("@")
-        self._text = _EncodedBody.of(rendered.text)
-        self._html = _EncodedBody.of(rendered.html)
         # Other renders of this mailing (a personalised template's variants), encoded when first used.
         self._encoded: dict[int, tuple[RenderedMailing, _EncodedBody, _EncodedBody]] = {}
         self._mixed, self._alt = f"=_nl_{secrets.token_hex(8)}_m", f"=_nl_{secrets.token_hex(8)}_a"
@@ -194,6 +193,15 @@ class MessageFactory:
         head = self._head_of(display, rendered.subject)
         self._heads = {False: head, True: self._head_of(neutral.sender, neutral.subject) if neutral else head}
         self._frames: dict[tuple[bool, bool], _Frame] = {}
+
+    @functools.cached_property
+    def _text(self) -> _EncodedBody:
+        """The shared render's text, encoded when the first member's message is built."""
+        return _EncodedBody.of(self.rendered.text)
+
+    @functools.cached_property
+    def _html(self) -> _EncodedBody:
+        return _EncodedBody.of(self.rendered.html)
 
     def _head_of(self, display: str, subject: str) -> bytes:
         return b"".join(

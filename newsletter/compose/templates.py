@@ -25,8 +25,9 @@ from newsletter.compose.analysis import (
     TEXT_SUFFIXES,
     answers,
     member_columns,
+    parsed_already,
 )
-from newsletter.compose.inline import inline_css
+from newsletter.compose.inline import inline_css, inline_shared
 from newsletter.errors import Problem, TemplateError
 
 MARKER = "NLSLOT{:03d}QZX"
@@ -35,17 +36,50 @@ _BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is only spacing; CR, L
 _ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
 
+#: The environment's settings (besides the loader, the escaping rule and the bytecode cache).
+_SETTINGS: dict[str, Any] = {
+    "undefined": jinja2.StrictUndefined,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "keep_trailing_newline": True,
+}
+
+
+def _autoescape(name: str | None) -> bool:
+    return not (name or "").endswith(TEXT_SUFFIXES)
+
+
+class _Environment(jinja2.Environment):
+    """Compiles a template from the syntax tree ``analysis`` read already, when it has: a template
+    is parsed once per process (Jinja changes no tree it compiles but for folding constants).
+    ``render_cache``: the folder where compiled templates and ``analysis``'s answers are kept."""
+
+    render_cache: Path | None = None
+    render_cache_settings = ""
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = parsed_already(self, source, name) if name is not None else None
+        return tree if tree is not None else super()._parse(source, name, filename)
+
+
 @functools.lru_cache(maxsize=8)
-def make_environment(templates_dir: Path) -> jinja2.Environment:
-    """Strict, autoescaping for every template that is not plain text, whatever its extension."""
-    return jinja2.Environment(
+def make_environment(templates_dir: Path, cache_dir: Path | None = None) -> jinja2.Environment:
+    """Strict, autoescaping for every template that is not plain text, whatever its extension;
+    ``cache_dir``: the render cache, where compiled templates are kept between runs."""
+    bytecode = None
+    settings = f"{sorted((k, repr(v)) for k, v in _SETTINGS.items())}|autoescape={TEXT_SUFFIXES}"
+    if cache_dir is not None:
+        from newsletter.compose.render_cache import bytecode_cache
+
+        bytecode = bytecode_cache(cache_dir, settings)
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
-        autoescape=lambda name: not (name or "").endswith(TEXT_SUFFIXES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+        autoescape=_autoescape,
+        bytecode_cache=bytecode,
+        **_SETTINGS,
     )
+    env.render_cache, env.render_cache_settings = cache_dir, settings
+    return env
 
 
 @dataclass(frozen=True)
@@ -203,11 +237,21 @@ class MailRenderer:
     """One kind of mail (reminder, change…) from KIND.html, KIND.txt and KIND.subject.txt."""
 
     def __init__(
-        self, env: jinja2.Environment, kind: str, *, inline: Callable[[str], str] = inline_css
+        self,
+        env: jinja2.Environment,
+        kind: str,
+        *,
+        inline: Callable[[str], str] = inline_css,
+        cache_dir: Path | None = None,
     ) -> None:
         self.env = env
         self.kind = kind
+        #: For anything rendered for one member (in memory only: her values never go to disk).
         self._inline = inline
+        #: For the shared render (markers where member values go): kept in the render cache.
+        self._inline_shared: Callable[[str], str] = (
+            (lambda html: inline_shared(html, cache_dir)) if inline is inline_css else inline
+        )
         # Worked out once per distinct text of the templates: an edited template is analysed anew.
         self.fast, traceable = answers(env, self._names())
         #: Not ``fast``, but each distinct outcome of the member logic can be rendered once (``variants``).
@@ -300,7 +344,7 @@ class MailRenderer:
             **{name: _LazyMarker(recorder, name) for name in SCALAR_NAMES},
             "member": _Recorder(slots, "member."),
         }
-        html = self._inline(self._render(f"{self.kind}.html", ctx))
+        html = self._inline_shared(self._render(f"{self.kind}.html", ctx))
         text = self._render(f"{self.kind}.txt", ctx)
         return RenderedMailing(
             subject, split_body(html, html=True), split_body(text, html=False), tuple(slots)

@@ -152,18 +152,22 @@ def prepare(
     sequence: int = 0,
     test: bool = False,
     coming: Collection[str] = frozenset(),
+    check_only: bool = False,
 ) -> Prepared:
     """Render one mailing once, its wording of time taken from ``now``; ``sequence`` is the
     invitation's SEQUENCE (raised by each change); ``test`` marks a test mail as such; ``coming``:
-    the members who said they would come (a change notice tells them it knows)."""
+    the members who said they would come (a change notice tells them it knows); ``check_only``:
+    what `check` needs, the mail rendered and its headers checked, but no invitation built (the
+    result is not for sending)."""
     from newsletter.compose.context import answers_view, coming_note, mail_context
-    from newsletter.compose.invite import invitation
     from newsletter.compose.mime import MessageFactory, Neutral
+    from newsletter.compose.render_cache import folder_for
     from newsletter.compose.templates import MailRenderer, make_environment
-    from newsletter.compose.variants import Variants
 
     settings, schedule, mailing = project.settings, project.schedule, due.mailing
-    renderer = MailRenderer(make_environment(project.home / "templates"), mailing.kind)
+    cache = folder_for(settings.state_dir)
+    env = make_environment(project.home / "templates", cache)
+    renderer = MailRenderer(env, mailing.kind, cache_dir=cache)
     article = project.article_for(mailing.meeting.article)
     later = [m for m in upcoming(schedule, now) if m.date > mailing.meeting.date]
     context = mail_context(
@@ -179,7 +183,11 @@ def prepare(
     rendered = _shared_render(renderer, context, columns)
     cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
 
-    def ics(summary: str | None = None) -> bytes:
+    def ics(summary: str | None = None) -> bytes | None:
+        if check_only:
+            return None
+        from newsletter.compose.invite import invitation
+
         return invitation(
             schedule,
             mailing.meeting,
@@ -219,7 +227,11 @@ def prepare(
         # member with a name and empty columns, so that a mistake stops the mailing before any is sent.
         sample = Subscriber(f"member@{settings.sender_domain}", "Member", dict.fromkeys(columns, ""))
         renderer.render_member(context, factory.member_values(sample), inline=False)
-    variants = Variants(renderer, context, rendered.subject) if renderer.traceable else None
+    variants = None
+    if renderer.traceable and not check_only:
+        from newsletter.compose.variants import Variants
+
+        variants = Variants(renderer, context, rendered.subject)
     return Prepared(due, factory, context, renderer, variants)
 
 
