@@ -32,9 +32,10 @@ def forget_in_memory() -> None:
     make_environment.cache_clear()
     analysis._PARSED.clear()
     inline._STYLE_RULES.clear()
-    from newsletter.compose import render_cache
+    from newsletter.compose import context, render_cache
 
     render_cache.answer_store.cache_clear()
+    context.article_view.cache_clear()
 
 
 def cache_files(group: Path) -> list[Path]:
@@ -92,14 +93,15 @@ def test_check_says_the_same_cold_warm_and_without_a_cache(group: Path) -> None:
     assert cold[-1].startswith("All good") and "templates: 14 upcoming mails render" in cold
 
 
-def test_check_after_a_warm_run_loads_neither_premailer_nor_icalendar(group: Path) -> None:
+def test_check_after_a_warm_run_loads_neither_premailer_nor_icalendar_nor_markdown(group: Path) -> None:
     check_in_a_process(group, "check")
     script = (
         "import sys\n"
         "from newsletter.cli.main import main\n"
         f"code = main(['--dir', {str(group)!r}, 'check'])\n"
         "assert code == 0, code\n"
-        "loaded = [m for m in ('premailer', 'cssutils', 'lxml', 'icalendar') if m in sys.modules]\n"
+        "heavy = ('premailer', 'cssutils', 'lxml', 'icalendar', 'markdown')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "NEWSLETTER_"))}
@@ -126,6 +128,12 @@ def test_edits_across_runs_are_never_answered_from_the_cache(group: Path) -> Non
         '<p class="greeting">{{ greeting }}</p>\n<p>Edited between runs</p>\n',
     )
     assert "Edited between runs" in html_in_a_process()
+    edit(  # the article's excerpt, kept in the cache too
+        group / "content" / "articles" / "second-opinion.md",
+        "Cancer can be complicated to diagnose and manage.",
+        "Cancer can be hard to diagnose and manage.",
+    )
+    assert "Cancer can be hard to diagnose" in html_in_a_process()
 
 
 def test_a_damaged_cache_is_computed_anew(group: Path) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -102,14 +103,32 @@ class ArticleView:
 
 
 @functools.lru_cache(maxsize=16)
-def article_view(article: Article) -> ArticleView:
-    """By value (an edited article is a new key): every mailing featuring it shares one excerpt."""
-    from newsletter.inputs.articles import excerpt
-
-    html, text = excerpt(article)
+def article_view(article: Article, cache_dir: Path | None = None) -> ArticleView:
+    """By value (an edited article is a new key): every mailing featuring it shares one excerpt,
+    kept in the render cache of ``cache_dir`` between runs (the group's article: no member's data)."""
+    html, text = _excerpt(article, cache_dir)
     when = f"{article.date:%B} {article.date.day}, {article.date.year}" if article.date else ""
     # excerpt() escapes the article's text itself, so its HTML is safe to mark as such here.
     return ArticleView(article.title, article.author, when, article.url, Markup(html), text)
+
+
+def _excerpt(article: Article, cache_dir: Path | None) -> tuple[str, str]:
+    import newsletter.inputs.articles as articles
+
+    if cache_dir is None:
+        return articles.excerpt(article)
+    from newsletter.compose.render_cache import answer_store, code_digest, digest, library_versions
+
+    store = answer_store(cache_dir)
+    here = Path(articles.__file__ or "")  # the code that made the excerpt (Markdown is not loaded)
+    code = [code_digest(str(path)) for path in (here, here.with_name("article_markdown.py"))]
+    key = digest("excerpt", *code, library_versions("markdown"), article.body_markdown)
+    found = store.get(key)
+    if isinstance(found, list) and len(found) == 2 and all(isinstance(x, str) for x in found):
+        return found[0], found[1]
+    html, text = articles.excerpt(article)
+    store.put(key, [html, text])
+    return html, text
 
 
 @dataclass(frozen=True)
@@ -173,11 +192,12 @@ def mail_context(
     later_meetings: list[Meeting],
     test: bool = False,
     answers: AnswersView | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Everything the templates may use that is the same for every member of the mailing, worded
     for the moment ``now`` it is sent; ``later_meetings`` are the rest of the upcoming dates (see
     ``timing.upcoming``); ``test`` marks a test mail as one; ``answers`` what it offers (RSVP links,
-    the preferences page, the calendar feed: none by default)."""
+    the preferences page, the calendar feed: none by default); ``cache_dir`` the render cache."""
     meeting = mailing.meeting
     later = [meeting_view(m, schedule) for m in later_meetings]
     group = schedule.group
@@ -203,7 +223,7 @@ def mail_context(
         "reminder": _ReminderView(mailing.name, (meeting.date - now.astimezone(group.tz).date()).days, when),
         "test": test,
         "later_meetings": later,
-        "article": article_view(article) if article else None,
+        "article": article_view(article, cache_dir) if article else None,
         "preheader": preheader,
         "answers": answers or AnswersView(),
     }

@@ -92,11 +92,11 @@ def bytecode_cache(cache_dir: Path, settings: str) -> jinja2.BytecodeCache:
 
 
 @functools.cache
-def _library_versions() -> str:
-    """The installed versions of what the inlining output depends on, read without importing them
+def library_versions(*names: str) -> str:
+    """The installed versions of libraries an answer depends on, read without importing them
     (the names of their ``.dist-info`` folders, else the size and time of their files)."""
     found = []
-    for name in ("premailer", "cssutils", "cssselect", "lxml"):
+    for name in names:
         spec = importlib.util.find_spec(name)
         origin = Path(spec.origin) if spec and spec.origin else None
         if origin is None:
@@ -114,6 +114,10 @@ def _library_versions() -> str:
     return "|".join(found)
 
 
+#: What the inlined HTML depends on besides its input and premailer's options.
+INLINING = ("premailer", "cssutils", "cssselect", "lxml")
+
+
 class InlineCache:
     """premailer's output for shared renders, in ``folder`` (see the module's docstring)."""
 
@@ -122,7 +126,7 @@ class InlineCache:
         self.options = options
 
     def key(self, html: str) -> str:
-        return digest(_library_versions(), self.options, html)
+        return digest(library_versions(*INLINING), self.options, html)
 
     def inlined(self, html: str, transform: Callable[[str], str]) -> str:
         """``transform(html)``, from the cache when it holds it; kept there when computed."""

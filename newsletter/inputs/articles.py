@@ -6,16 +6,12 @@ import datetime as dt
 import difflib
 import html
 import re
-import xml.etree.ElementTree as etree
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import markdown
-from markdown.extensions import Extension
-from markdown.treeprocessors import Treeprocessor
 from ruamel.yaml.comments import CommentedMap
 
 from newsletter.errors import DataError, Problem
@@ -231,36 +227,11 @@ def _is_web_address(url: str) -> bool:
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-class _SafeLinks(Treeprocessor):
-    """Drop link and image targets that are not web or mail addresses (``javascript:`` and the like)."""
-
-    def run(self, root: etree.Element) -> None:
-        for element in root.iter():
-            for attribute in ("href", "src"):
-                target = element.get(attribute)
-                if target is not None and not _safe_target(target):
-                    del element.attrib[attribute]
-
-
-class _NoRawHtml(Extension):
-    """Show raw HTML in an article as text: a mail to every member is no place for pasted markup."""
-
-    def extendMarkdown(self, md: markdown.Markdown) -> None:  # the name Python-Markdown calls
-        md.preprocessors.deregister("html_block")
-        md.inlinePatterns.deregister("html")
-        md.treeprocessors.register(_SafeLinks(md), "safe_links", 0)
-
-
-def _safe_target(target: str) -> bool:
-    scheme = urlsplit(target.strip()).scheme.lower()
-    return scheme in ("", "http", "https", "mailto", "tel")
-
-
 def article_html(article: Article) -> str:
     """The whole article as HTML; raw HTML in the Markdown is escaped, unsafe link targets dropped."""
-    return markdown.markdown(
-        article.body_markdown, extensions=["sane_lists", _NoRawHtml()], output_format="html"
-    )
+    from newsletter.inputs.article_markdown import safe_html  # Python-Markdown loads when needed
+
+    return safe_html(article.body_markdown)
 
 
 def excerpt(article: Article, *, max_words: int = 90) -> tuple[str, str]:
@@ -269,7 +240,9 @@ def excerpt(article: Article, *, max_words: int = 90) -> tuple[str, str]:
     Whole sentences are taken while they fit in ``max_words``; a first sentence longer than that is
     taken whole rather than cut. The HTML is built here from escaped text, never the article's markup.
     """
-    blocks = _text_blocks(markdown.markdown(article.body_markdown, extensions=["sane_lists"]))
+    from newsletter.inputs.article_markdown import plain_html
+
+    blocks = _text_blocks(plain_html(article.body_markdown))
     paragraphs: list[tuple[str, str]] = []  # (kind of block, the sentences taken from it)
     words = 0
     full = False

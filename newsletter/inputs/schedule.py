@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import pathlib
 import re
 from contextlib import suppress
@@ -133,7 +134,10 @@ def article_refs(source: str | pathlib.Path, path: str | None = None) -> list[tu
     return refs
 
 
+@functools.lru_cache(maxsize=2)
 def _load(text: str, path: str) -> Any:
+    """The YAML tree of the text (read-only: `load_project` reads one text for the schedule and
+    again for its article names; the parse is shared)."""
     try:
         return load_yaml(text, path)
     except DataError as err:

@@ -15,7 +15,6 @@ from email.utils import getaddresses, parseaddr
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from dateutil import parser as date_parser
 from email_validator import EmailNotValidError, validate_email
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -200,6 +199,8 @@ def _iso_hint(raw: str, near: dt.date | None) -> str:
     """Turn "December 8" or "12/08/2026" into the ISO date it most likely means."""
     has_year = re.search(r"\d{4}", raw) is not None
     try:
+        from dateutil import parser as date_parser  # only to guess what a malformed date meant
+
         guess = date_parser.parse(raw, default=dt.datetime(near.year if near else 2000, 1, 1)).date()
     except (ValueError, OverflowError):
         return "write it as YYYY-MM-DD, like 2026-12-08"

@@ -179,6 +179,7 @@ def prepare(
         later_meetings=later,
         test=test,
         answers=answers_view(mailing, settings.public_url),
+        cache_dir=cache,
     )
     rendered = _shared_render(renderer, context, columns)
     cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
