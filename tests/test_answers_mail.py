@@ -214,7 +214,13 @@ def parts_without(msg: EmailMessage, *names: str) -> list[tuple[str, str]]:
     return [(k.lower(), str(v)) for k, v in msg.items() if k.lower() not in names]
 
 
-def test_discreet_mode_changes_from_subject_and_summary_and_nothing_else(group: Path) -> None:
+def preheader_of(msg: EmailMessage) -> str:
+    found = re.search(r'<div class="preheader"[^>]*>([^<]*)</div>', html_of(msg))
+    assert found is not None
+    return found.group(1)
+
+
+def test_discreet_mode_changes_from_subject_summary_and_preview_line_and_nothing_else(group: Path) -> None:
     project = load(with_public_url(group))
     for due in (dinner_reminder(project), dinner_reminder(project, "day-before")):
         prep = prepare(project, due, now=NOW, columns=project.columns())
@@ -231,7 +237,14 @@ def test_discreet_mode_changes_from_subject_and_summary_and_nothing_else(group: 
         names = ("from", "subject", "content-type")
         assert parts_without(usual, *names) == parts_without(discreet, *names)
         assert [p.get_content_type() for p in usual.walk()] == [p.get_content_type() for p in discreet.walk()]
-        assert text_of(usual) == text_of(discreet) and html_of(usual) == html_of(discreet)
+        assert text_of(usual) == text_of(discreet)
+        # In the HTML only the preview line a lock screen shows: the neutral subject, then invisible
+        # characters, so that nothing of the mail's first lines (the meeting, the place) shows either.
+        shown, hidden = preheader_of(usual), preheader_of(discreet)
+        assert shown.startswith("Planning dinner") and "Copper River Grill" in shown
+        assert hidden.split(" ", 4)[:4] == ["Reminder", "for", "Tuesday,", "December"]
+        assert hidden.rstrip("\u034f\u200c\u00a0") == "Reminder for Tuesday, December 8 "
+        assert html_of(usual).replace(shown, hidden, 1) == html_of(discreet)
         (a,), (b,) = ics_of(usual).walk("VEVENT"), ics_of(discreet).walk("VEVENT")
         assert {k: v for k, v in a.items() if k != "SUMMARY"} == {
             k: v for k, v in b.items() if k != "SUMMARY"

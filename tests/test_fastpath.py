@@ -13,6 +13,7 @@ same headers apart from Message-ID and Date, the same decoded text and HTML, the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from newsletter.compose.context import neutral_preview
 from newsletter.compose.invite import invitation
 from newsletter.model import Discreet, Mailing, MailKind, snapshot
 from newsletter.project import Project, load_project
@@ -141,16 +143,19 @@ def change_notice(
 
 def reference(out: Mailout, member_index: int, *, plain: bool = False, discreet: bool = False) -> bytes:
     """The reference path: full per-member render → EmailMessage → as_bytes(); ``plain``: text
-    only; ``discreet``: discreet mode's From name, Subject and calendar title."""
+    only; ``discreet``: discreet mode's From name, Subject, preview line and calendar title."""
     project, prep = out.project, out.prep
     settings, schedule, meeting = project.settings, project.schedule, out.due.mailing.meeting
     member = list(project.members())[member_index]
-    html, text = prep.renderer.render_member(prep.context, prep.factory.member_values(member))
+    words = schedule.group.discreet or Discreet()
+    values = prep.factory.member_values(member)
+    if discreet:  # the line under the subject says only what the neutral subject says
+        values = dataclasses.replace(values, preheader=neutral_preview(words.subject_for(meeting.date)))
+    html, text = prep.renderer.render_member(prep.context, values)
     token = unsubscribe_token(settings.secret, member.key)
     unsubscribe = f"<mailto:{settings.reply_to}?subject=unsubscribe%20{token}>"
     if settings.public_url:
         unsubscribe += f", <{settings.public_url.rstrip('/')}/unsubscribe/{token}>"
-    words = schedule.group.discreet or Discreet()
     msg = EmailMessage()
     if discreet:
         msg["From"] = Address(display_name=words.sender, addr_spec=settings.sender_address)

@@ -26,8 +26,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Member values printed as they are (each one string): the greeting, and her own links.
-SCALAR_NAMES = ("greeting", "unsubscribe_url", "rsvp_yes_url", "rsvp_no_url", "preferences_url", "rsvp_note")
+#: Member values printed as they are (each one string): the greeting, her own links, and the preview
+#: line (``preheader``: neutral in discreet mode).
+SCALAR_NAMES = (
+    "greeting",
+    "unsubscribe_url",
+    "rsvp_yes_url",
+    "rsvp_no_url",
+    "preferences_url",
+    "rsvp_note",
+    "preheader",
+)
 #: Names in the template context whose value differs per member.
 MEMBER_NAMES = frozenset({"member", *SCALAR_NAMES})
 #: Templates that are plain text (no autoescaping), whatever else they hold.

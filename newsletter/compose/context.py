@@ -131,6 +131,17 @@ def _excerpt(article: Article, cache_dir: Path | None) -> tuple[str, str]:
     return html, text
 
 
+#: Invisible characters after a discreet preview line (combining grapheme joiner, zero-width non-joiner,
+#: no-break space): a mail program that fills its preview from the text after the preheader finds only
+#: these, and shows nothing of the mail's first lines (the meeting, the place).
+PREVIEW_FILL = "\u034f\u200c\u00a0" * 80
+
+
+def neutral_preview(subject: str) -> str:
+    """Discreet mode's preheader: the neutral subject, then nothing a lock screen can show."""
+    return subject + " " + PREVIEW_FILL
+
+
 @dataclass(frozen=True)
 class GroupView:
     name: str

@@ -126,6 +126,7 @@ class Neutral:
     sender: str
     subject: str
     ics: bytes | None
+    preheader: str = ""  # the line under the subject in a list of mails or on a lock screen
 
 
 _PART = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
@@ -167,6 +168,7 @@ class MessageFactory:
         ask_rsvp: bool = False,
         coming: Collection[str] = frozenset(),
         coming_note: str = "",
+        preheader: str = "",
     ) -> None:
         self.tz = tz  # Date headers in the group's time zone, as the members' own clocks show it
         display, self.envelope_from = parseaddr(sender)
@@ -179,6 +181,7 @@ class MessageFactory:
         # Her own links: an RSVP for this meeting (when it asks), and her preferences page.
         self.meeting_key, self.ask_rsvp = meeting_key, ask_rsvp and bool(self.public_url)
         self.coming, self.coming_note = coming, coming_note
+        self.preheader = preheader
         # VERP: each member's bounces come back to bounces+TOKEN@domain, so a report names its member
         # even when it quotes nothing of the message; the token is signed and holds no address.
         self._verp = bounce_address.rpartition("@")
@@ -274,7 +277,7 @@ class MessageFactory:
             )
         return found[1], found[2]
 
-    def member_values(self, subscriber: Subscriber) -> MemberValues:
+    def member_values(self, subscriber: Subscriber, *, discreet: bool = False) -> MemberValues:
         token = unsubscribe_token(self.secret, subscriber.key)
         yes = no = preferences = ""
         if self.public_url:
@@ -290,6 +293,7 @@ class MessageFactory:
             rsvp_no_url=no,
             preferences_url=preferences,
             rsvp_note=self.coming_note if subscriber.key in self.coming else "",
+            preheader=self._neutral.preheader if discreet and self._neutral else self.preheader,
         )
 
     def unsubscribe_mailto(self, token: str) -> str:

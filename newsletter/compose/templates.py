@@ -213,7 +213,8 @@ class MemberValues:
     ``rsvp_yes_url``, ``rsvp_no_url``, ``preferences_url``: "" when the mail has no such link (no
     NEWSLETTER_PUBLIC_URL, or a meeting that asks nothing); the templates decide whether to show them
     from mailing-wide values (``answers``), never from these.  ``rsvp_note``: a sentence for a member
-    who said she would come (a change notice), "" for everyone else.
+    who said she would come (a change notice), "" for everyone else.  ``preheader``: the line a mail
+    program shows under the subject (the mailing's, or in discreet mode a neutral one).
     """
 
     greeting: str
@@ -223,6 +224,7 @@ class MemberValues:
     rsvp_no_url: str = ""
     preferences_url: str = ""
     rsvp_note: str = ""
+    preheader: str = ""
 
     def get(self, slot: str) -> str:
         if slot.startswith("member."):

@@ -106,7 +106,7 @@ class Prepared:
     ) -> Envelope:
         """Her message; ``plain``: text only, ``discreet``: neutral From, Subject and calendar title
         (her preferences)."""
-        values = self.factory.member_values(member)
+        values = self.factory.member_values(member, discreet=discreet)
         fill = self.fill(values)
         if fill is None:  # render this member fully (slower, same result)
             html, text = self.renderer.render_member(self.context, values)
@@ -159,7 +159,7 @@ def prepare(
     the members who said they would come (a change notice tells them it knows); ``check_only``:
     what `check` needs, the mail rendered and its headers checked, but no invitation built (the
     result is not for sending)."""
-    from newsletter.compose.context import answers_view, coming_note, mail_context
+    from newsletter.compose.context import answers_view, coming_note, mail_context, neutral_preview
     from newsletter.compose.mime import MessageFactory, Neutral
     from newsletter.compose.render_cache import folder_for
     from newsletter.compose.templates import MailRenderer, make_environment
@@ -204,7 +204,8 @@ def prepare(
     # a neutral From name, Subject and calendar title, so a lock screen shows nothing of the group.
     words = schedule.group.discreet or Discreet()
     subject = words.subject_for(mailing.meeting.date)
-    neutral = Neutral(words.sender, f"[Test] {subject}" if test else subject, ics(words.title))
+    subject = f"[Test] {subject}" if test else subject
+    neutral = Neutral(words.sender, subject, ics(words.title), neutral_preview(subject))
     factory = MessageFactory(
         rendered=rendered,
         campaign=mailing.id,
@@ -222,6 +223,7 @@ def prepare(
         ask_rsvp=context["answers"].rsvp,
         coming=coming,
         coming_note=coming_note(mailing),
+        preheader=context["preheader"],
     )
     if not renderer.fast:
         # Rendered per member (or per variant) from here on: the templates are tried now, for a
