@@ -32,9 +32,11 @@ def forget_in_memory() -> None:
     make_environment.cache_clear()
     analysis._PARSED.clear()
     inline._STYLE_RULES.clear()
+    inline._PAIRS.clear()
     from newsletter.compose import context, render_cache
 
     render_cache.answer_store.cache_clear()
+    render_cache.style_store.cache_clear()
     context.article_view.cache_clear()
 
 

@@ -4,6 +4,7 @@ only repeat on the same files, so that `check` and a send start fast.
 - ``jinja-<digest>/``: the compiled templates, kept by Jinja's own ``FileSystemBytecodeCache``,
   which checks each one against its template's text; the folder is named by a digest of the
   environment's settings and the Jinja and Python versions, so other settings never share it.
+- ``templates.json``: small answers about template texts (``analysis``, ``context``).
 - ``inline/``: premailer's output for the *shared* render of a mailing, the HTML every member's
   mail is filled in from, with markers where member values go.  A member's own render (a
   personalised template rendered for her, a variant) never comes here: it is inlined in memory.
@@ -11,6 +12,12 @@ only repeat on the same files, so that `check` and a send start fast.
   premailer, cssutils, cssselect and lxml, and ``FORMAT``, and carries a digest of its own bytes:
   a hit is the same text a fresh transform gives.  At most ``MAX_ENTRIES`` entries and
   ``MAX_BYTES``; the least recently used go first.
+- ``styles.json``: premailer's reading of the stylesheet of a shared render (its rules, and the
+  declarations of each as premailer merges them: plain text, no member's data), so that a new
+  HTML (one meeting edited) is inlined without cssutils loading and parsing the unchanged
+  stylesheet.  Keyed by the CSS text, premailer's options, the same library versions as
+  ``inline/``, the code of ``inline`` and ``FORMAT``; at most ``MAX_STYLES`` stylesheets
+  and a quarter of ``MAX_BYTES``.
 
 Entries are written to a temporary file and renamed into place (mode 0600, folders 0700).  A cache
 that cannot be read or written (a read-only folder, a damaged file, a full disk) is passed by,
@@ -45,6 +52,7 @@ FORMAT = 1
 MAX_ENTRIES = 256
 MAX_BYTES = 8 * 1024 * 1024
 MAX_ANSWERS = 512
+MAX_STYLES = 16
 _MAGIC = b"newsletter-inline %d\n" % FORMAT
 _DIGEST = 32  # hex characters of blake2b(digest_size=16)
 _TOUCH_AFTER = 3600.0  # seconds: a hit marks its entry as used again at most once an hour
@@ -214,10 +222,13 @@ def _remove(path: Path) -> None:
 
 class AnswerStore:
     """Small answers about template texts (see ``analysis``), by key, in one JSON file: the most
-    recent ``MAX_ANSWERS``.  Read once per process; written through when an answer is added."""
+    recent ``max_answers``, at most ``max_bytes`` of JSON.  Read once per process; written through
+    when an answer is added."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_answers: int = MAX_ANSWERS, max_bytes: int = MAX_BYTES) -> None:
         self.path = path
+        self.max_answers = max_answers
+        self.max_bytes = max_bytes
         self._data: dict[str, Any] | None = None
 
     def _loaded(self) -> dict[str, Any]:
@@ -237,17 +248,31 @@ class AnswerStore:
         return self._loaded().get(key)
 
     def put(self, key: str, value: Any) -> None:
+        """``value`` kept under ``key`` (a value of more than ``max_bytes`` alone is not kept)."""
+        if len(json.dumps(value)) > self.max_bytes:
+            return
         data = self._loaded()
         data.pop(key, None)
         data[key] = value
-        while len(data) > MAX_ANSWERS:
+        while len(data) > self.max_answers:
             del data[next(iter(data))]
-        _write_atomically(self.path, json.dumps({"format": FORMAT, "answers": data}).encode())
+        payload = json.dumps({"format": FORMAT, "answers": data}).encode()
+        while len(payload) > self.max_bytes and len(data) > 1:
+            del data[next(iter(data))]
+            payload = json.dumps({"format": FORMAT, "answers": data}).encode()
+        _write_atomically(self.path, payload)
 
 
 @functools.cache
 def answer_store(cache_dir: Path) -> AnswerStore:
     return AnswerStore(cache_dir / "templates.json")
+
+
+@functools.cache
+def style_store(cache_dir: Path) -> AnswerStore:
+    """premailer's reading of the group's stylesheets (see ``inline``): a few, read only when
+    premailer runs, so apart from the answers every `check` reads."""
+    return AnswerStore(cache_dir / "styles.json", max_answers=MAX_STYLES, max_bytes=MAX_BYTES // 4)
 
 
 def digest(*parts: object) -> str:
