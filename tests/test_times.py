@@ -306,3 +306,15 @@ def test_every_state_and_every_suggestion_is_a_real_region() -> None:
         suggested |= {zone for zone, _ in found[1]}
     zones = available_timezones()
     assert sorted(zone for zone in suggested if zone not in zones or zone.split("/")[0] not in AREAS) == []
+
+
+def test_a_region_is_told_from_its_own_zone_file_exactly_as_from_the_list_of_every_zone() -> None:
+    """The quick answer (one file read) agrees with the full list for every zone and near-misses."""
+    from zoneinfo import available_timezones
+
+    from newsletter.inputs.timezones import _is_region, _regions
+
+    odd = ["america/new_york", "America/New_York/", "America//New_York", "America/../Europe/Paris"]
+    odd += ["Etc/GMT+5", "US/Eastern", "America", "America/", "Europe/Kiev", "posixrules", "EST", ""]
+    for name in [*sorted(available_timezones()), *odd]:
+        assert _is_region(name) == (name in _regions()), name
