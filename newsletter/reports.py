@@ -10,7 +10,7 @@ from newsletter.compose.context import date_text, time_text
 from newsletter.errors import DataError, NewsletterError, Problem
 from newsletter.model import CampaignState, Mailing, MailKind, Meeting, Rsvp, Subscriber
 from newsletter.project import Project, load_project
-from newsletter.send.pipeline import prepare
+from newsletter.send.pipeline import discreet_by_default, prepare
 from newsletter.settings import Settings
 from newsletter.timing import Due, Window, plan, reminders_for, upcoming
 
@@ -206,7 +206,7 @@ def preview_message(
 ) -> tuple[Path | None, str]:
     """Writes the first member's mail (HTML, text, or the whole .eml) and returns where."""
     prepared = prepare(project, due, now=now, columns=project.columns())
-    envelope = prepared.build(_sample_member(project), now=now)
+    envelope = prepared.build(_sample_member(project), now=now, discreet=discreet_by_default(project))
     plain, html = _parts(envelope.data)
     if out is None and text:
         return None, plain

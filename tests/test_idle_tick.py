@@ -10,12 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from newsletter.state import idle
 from newsletter.state.idle import NAME, IdleNote
 from newsletter.state.ledger import Ledger
 
@@ -132,18 +136,26 @@ def test_another_commands_write_to_the_ledger_retires_the_note(
     assert told == ["margaret@example.org", "vonnie@example.org"]  # the organisers, about line 2
 
 
-@pytest.mark.parametrize(
-    "change", [".env", "environment", "schedule", "subscribers", "ledger", "journal", "dkim"]
-)
+CHANGES = [".env", "environment", "schedule", "subscribers", "same-size-row", "ledger", "ledger-held-open"]
+CHANGES += ["journal", "dkim", "secret", "program"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_each_input_of_the_answer_is_in_the_digest(
-    sample: Path, monkeypatch: pytest.MonkeyPatch, change: str
+    sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: str
 ) -> None:
+    program = tmp_path / "program"
+    shutil.copytree(Path(idle.__file__).parent.parent, program, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(idle, "_PACKAGE", program)
     (sample / "dkim.pem").write_text("key\n", encoding="utf-8")
     (sample / ".env").write_text("NEWSLETTER_DKIM_KEY=dkim.pem\n", encoding="utf-8")
     state = sample / ".newsletter" / "state.sqlite3"
     state.parent.mkdir()
+    (state.parent / "secret").write_text("s" * 40, encoding="utf-8")
     with Ledger(state):
         pass
+    held = sqlite3.connect(state)  # a console or daemon keeping the database open: writes stay in -wal
+    held.execute("SELECT count(*) FROM meta").fetchall()
     before = IdleNote(sample).digest()
     (sample / "schedule.yaml").touch()  # a save without a change is no change
     assert IdleNote(sample).digest() == before
@@ -157,14 +169,71 @@ def test_each_input_of_the_answer_is_in_the_digest(
     elif change == "subscribers":
         with (sample / "subscribers.csv").open("a", encoding="utf-8") as out:
             out.write("newcomer@example.org,Nora\n")
-    elif change == "ledger":
+    elif change == "same-size-row":  # one letter of one address: the same size, a new stamp
+        text = (sample / "subscribers.csv").read_text(encoding="utf-8")
+        (sample / "subscribers.csv").write_text(text.replace("linda", "lindb", 1), encoding="utf-8")
+    elif change in ("ledger", "ledger-held-open"):
+        if change == "ledger":
+            held.close()
         with Ledger(state) as ledger:
             ledger.set_meta("test", "written")
     elif change == "journal":
         state.with_name(state.name + "-outcomes").write_bytes(b"newsletter-outcomes 1 ")
+    elif change == "secret":
+        (state.parent / "secret").write_text("t" * 40, encoding="utf-8")
+    elif change == "program":
+        with (program / "jobs.py").open("a", encoding="utf-8") as out:
+            out.write("# an edit\n")
     else:
         (sample / "dkim.pem").write_text("other\n", encoding="utf-8")
     assert IdleNote(sample).digest() != before
+    held.close()
+
+
+def test_a_state_database_behind_a_symbolic_link_is_watched_where_sqlite_writes(
+    sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = tmp_path / "var" / "state.sqlite3"
+    real.parent.mkdir()
+    with Ledger(real):
+        pass
+    (sample / ".newsletter").mkdir()
+    (sample / ".newsletter" / "state.sqlite3").symlink_to(real)
+    held = sqlite3.connect(real)
+    held.execute("SELECT count(*) FROM meta").fetchall()
+    before = IdleNote(sample).digest()
+    with Ledger(sample / ".newsletter" / "state.sqlite3") as ledger:
+        ledger.set_meta("test", "written")  # into var/state.sqlite3-wal, beside the real file
+    assert IdleNote(sample).digest() != before
+    held.close()
+
+
+def test_a_state_folder_named_in_dotenv_keeps_the_note(sample: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (sample / ".env").write_text(f"NEWSLETTER_STATE={kept / 'state.sqlite3'}\n", encoding="utf-8")
+    said = [probe(sample) for _ in range(3)]
+    assert said[-1][1] == "0 dotenv"  # `.env` read to find the folder, nothing else of the program
+    assert all(line.endswith(NOTHING) for line, _ in said)
+    assert (kept / NAME).is_file() and not note(sample).exists()
+
+
+def test_a_stamp_in_whole_seconds_this_recent_leaves_no_note(sample: Path, run: CliRunner) -> None:
+    """On a file system that keeps whole seconds, a write in the same second would leave the same
+    stamp: the note waits until the stamps are older than that."""
+    code, _, err = run(sample, "tick", "--at", IDLE)
+    assert code == 0, err
+    idle_note = IdleNote(sample)
+    started = time.time_ns()
+    whole = started // 1_000_000_000 * 1_000_000_000
+    os.utime(sample / "subscribers.csv", ns=(whole, whole))
+    before = idle_note.digest()
+    moment = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    kept = {"now": moment, "until": moment + dt.timedelta(hours=1), "tz": "UTC", "line": "x"}
+    assert not idle_note.remember(before, started_ns=started, **kept)
+    old = whole - 5_000_000_000
+    os.utime(sample / "subscribers.csv", ns=(old, old))
+    assert idle_note.remember(idle_note.digest(), started_ns=started, **kept)
 
 
 def test_a_note_that_cannot_be_trusted_is_ignored(sample: Path, run: CliRunner) -> None:

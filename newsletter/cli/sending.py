@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -191,7 +192,7 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
     from newsletter.state.idle import LONGEST, note_for
 
     idle = note_for(obj.home)  # what this tick's answer depends on, read before it reads anything
-    before = idle.digest() if idle else ""
+    started, before = time.time_ns(), idle.digest() if idle else ""
     if idle:
         idle.forget()
     try:
@@ -220,7 +221,12 @@ def tick(obj: Obj, at: str | None, dry_run: bool) -> None:
 
         until = quiet_until(project.schedule, now, longest=LONGEST)
         idle.remember(
-            before, now=now, until=until, tz=project.schedule.group.tz.key, line=_nothing_due(project, now)
+            before,
+            started_ns=started,
+            now=now,
+            until=until,
+            tz=project.schedule.group.tz.key,
+            line=_nothing_due(project, now),
         )
     if report.problems:
         raise DeliveryLeft(

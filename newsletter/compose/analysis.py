@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 import jinja2
 from jinja2 import nodes
 
+from newsletter.compose.render_cache import code_digest
 from newsletter.errors import Problem, TemplateError
 
 if TYPE_CHECKING:
     from newsletter.compose.render_cache import AnswerStore
 
 log = logging.getLogger(__name__)
+_CODE = code_digest(__file__)  # the code as loaded: what the answers kept on disk were computed by
 
 #: Member values printed as they are (each one string): the greeting, her own links, and the preview
 #: line (``preheader``: neutral in discreet mode).
@@ -87,10 +89,10 @@ def _kept(env: jinja2.Environment, what: str, *parts: object) -> tuple[AnswerSto
     folder = getattr(env, "render_cache", None)
     if folder is None:
         return None, ""
-    from newsletter.compose.render_cache import answer_store, code_digest, digest
+    from newsletter.compose.render_cache import answer_store, digest
 
     settings = getattr(env, "render_cache_settings", "")
-    key = digest(what, code_digest(__file__), jinja2.__version__, settings, *parts)
+    key = digest(what, _CODE, jinja2.__version__, settings, *parts)
     return answer_store(folder), key
 
 

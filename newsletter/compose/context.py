@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 
+from newsletter.compose.render_cache import code_digest
 from newsletter.links import calendar_url
 from newsletter.model import Article, Mailing, MailKind, Meeting, Rsvp, Schedule, Venue, rebuild, snapshot
 
@@ -112,17 +113,22 @@ def article_view(article: Article, cache_dir: Path | None = None) -> ArticleView
     return ArticleView(article.title, article.author, when, article.url, Markup(html), text)
 
 
+#: The code that makes an excerpt, as this process has it (read now: Markdown is not loaded).
+_EXCERPT_CODE = tuple(
+    code_digest(str(Path(__file__).parent.parent / "inputs" / name))
+    for name in ("articles.py", "article_markdown.py")
+)
+
+
 def _excerpt(article: Article, cache_dir: Path | None) -> tuple[str, str]:
     import newsletter.inputs.articles as articles
 
     if cache_dir is None:
         return articles.excerpt(article)
-    from newsletter.compose.render_cache import answer_store, code_digest, digest, library_versions
+    from newsletter.compose.render_cache import answer_store, digest, library_versions
 
     store = answer_store(cache_dir)
-    here = Path(articles.__file__ or "")  # the code that made the excerpt (Markdown is not loaded)
-    code = [code_digest(str(path)) for path in (here, here.with_name("article_markdown.py"))]
-    key = digest("excerpt", *code, library_versions("markdown"), article.body_markdown)
+    key = digest("excerpt", *_EXCERPT_CODE, library_versions("markdown"), article.body_markdown)
     found = store.get(key)
     if isinstance(found, list) and len(found) == 2 and all(isinstance(x, str) for x in found):
         return found[0], found[1]

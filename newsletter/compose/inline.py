@@ -21,12 +21,14 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from newsletter.compose.render_cache import code_digest
 from newsletter.errors import Problem, TemplateError
 
 if TYPE_CHECKING:
     from newsletter.compose.render_cache import AnswerStore
 
 log = logging.getLogger(__name__)
+_CODE = code_digest(__file__)  # the code as loaded: what the answers kept on disk were computed by
 
 #: premailer's options (part of the key of every inlined HTML kept on disk).
 OPTIONS: dict[str, Any] = {
@@ -49,9 +51,9 @@ def inline_shared(html: str, cache_dir: Path | None) -> str:
     render cache of ``cache_dir`` between runs (None: in memory only)."""
     if cache_dir is None:
         return inline_css(html)
-    from newsletter.compose.render_cache import InlineCache, code_digest, style_store
+    from newsletter.compose.render_cache import InlineCache, style_store
 
-    options = f"{sorted(OPTIONS.items())!r}|{code_digest(__file__)}"
+    options = f"{sorted(OPTIONS.items())!r}|{_CODE}"
     store = style_store(cache_dir)
     return InlineCache(cache_dir / "inline", options).inlined(html, lambda text: _inline(text, store))
 
@@ -140,7 +142,7 @@ class _StyleAnswers:
     come back as placeholders (their number kept, as premailer tests whether there are any)."""
 
     def __init__(self, store: AnswerStore, key: tuple[Any, ...], *, validate: bool) -> None:
-        from newsletter.compose.render_cache import INLINING, code_digest, digest, library_versions
+        from newsletter.compose.render_cache import INLINING, digest, library_versions
 
         self.store = store
         self.validate = validate  # as premailer passes it to csstext_to_pairs
@@ -148,7 +150,7 @@ class _StyleAnswers:
         self.key = digest(
             "premailer-style-rules",
             library_versions(*INLINING),
-            code_digest(__file__),
+            _CODE,
             *position_and_options,
             css_body,
         )

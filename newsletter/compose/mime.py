@@ -320,7 +320,7 @@ class MessageFactory:
         only (her preference), no HTML part; ``discreet``: discreet mode's From, Subject and calendar
         title (the bodies are the same); ``rendered``: another render of this mailing to fill in (a
         personalised template's variant, with ``slot_values`` the values of its slots)."""
-        values = values or self.member_values(subscriber)
+        values = values or self.member_values(subscriber, discreet=discreet)
         token = unsubscribe_token(self.secret, subscriber.key)
         mid = message_id(self.secret, self.campaign, subscriber.key, self.domain)
         https = self.unsubscribe_https(token)

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -286,11 +287,13 @@ def digest(*parts: object) -> str:
 
 @functools.cache
 def code_digest(path: str) -> str:
-    """A digest of a module's source: what its cached answers were computed by."""
+    """A digest of a module's source: what its cached answers were computed by.  Modules take it
+    when they are imported (a daemon running on after an upgrade keeps its old code, and its old
+    digest).  A source that cannot be read gets a key of this process alone: nothing shared."""
     try:
         return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
     except OSError:
-        return "unknown"
+        return f"unread-{os.getpid()}-{secrets.token_hex(8)}"
 
 
 def _write_atomically(path: Path, data: bytes) -> bool:

@@ -28,6 +28,7 @@ from newsletter.compose.analysis import (
     parsed_already,
 )
 from newsletter.compose.inline import inline_css, inline_shared
+from newsletter.compose.render_cache import code_digest
 from newsletter.errors import Problem, TemplateError
 
 MARKER = "NLSLOT{:03d}QZX"
@@ -36,6 +37,8 @@ _BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is only spacing; CR, L
 _ATTR_SAFE = re.compile(r"[A-Za-z0-9._~:/?#@!$()*+,;=%-]*")
 
 
+#: This module as loaded (its escaping rule and environment): part of the compiled templates' key.
+_CODE = code_digest(__file__)
 #: The environment's settings (besides the loader, the escaping rule and the bytecode cache).
 _SETTINGS: dict[str, Any] = {
     "undefined": jinja2.StrictUndefined,
@@ -67,7 +70,7 @@ def make_environment(templates_dir: Path, cache_dir: Path | None = None) -> jinj
     """Strict, autoescaping for every template that is not plain text, whatever its extension;
     ``cache_dir``: the render cache, where compiled templates are kept between runs."""
     bytecode = None
-    settings = f"{sorted((k, repr(v)) for k, v in _SETTINGS.items())}|autoescape={TEXT_SUFFIXES}"
+    settings = f"{sorted((k, repr(v)) for k, v in _SETTINGS.items())}|autoescape={TEXT_SUFFIXES}|{_CODE}"
     if cache_dir is not None:
         from newsletter.compose.render_cache import bytecode_cache
 

@@ -332,10 +332,15 @@ def send_test(project: Project, due: Due, address: str, *, now: dt.datetime) -> 
     member = Subscriber(email=key, name=organiser.name if organiser else "", fields={})
     prepared = prepare(project, due, now=now, columns=project.columns(), test=True)
     pipeline = Pipeline.of(project, f"test/{due.id}")
-    # As a member who never chose gets it: discreet when the group makes that everyone's default.
-    discreet = project.schedule.group.discreet
-    pipeline.send(prepared.build(member, now=now, discreet=discreet is not None and discreet.default))
+    pipeline.send(prepared.build(member, now=now, discreet=discreet_by_default(project)))
     return pipeline.describe()
+
+
+def discreet_by_default(project: Project) -> bool:
+    """How a member who never chose gets her mail (a test mail, a preview): discreet when the group
+    makes that everyone's default."""
+    discreet = project.schedule.group.discreet
+    return discreet is not None and discreet.default
 
 
 Clock = Callable[[], dt.datetime]

@@ -35,8 +35,23 @@ FORMAT = 1
 #: The longest a note holds: one full tick an hour re-checks whatever the digest cannot see.
 LONGEST = dt.timedelta(hours=1)
 _PACKAGE = Path(__file__).resolve().parent.parent
-#: This program's own files whose change (an upgrade, an edit) must retire a note.
-_CODE = ("__init__.py", "jobs.py", "timing.py", "notices.py", "state/idle.py", "cli/sending.py")
+#: A stamp in whole seconds (a file system that keeps no finer time) this recent may hide a write.
+_COARSE_WINDOW_NS = 2_000_000_000
+
+
+def _program() -> list[tuple[str, int, int]]:
+    """This program's own files (an upgrade or an edit of any of them retires the note): ~1 ms."""
+    found = []
+    folders = [str(_PACKAGE)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                    folders.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat()
+                    found.append((entry.path, st.st_size, st.st_mtime_ns))
+    return sorted(found)
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
@@ -73,15 +88,32 @@ class IdleNote:
         self.dkim_key = path_setting(env, self.home, "NEWSLETTER_DKIM_KEY", "") if key else None
         self.path = self.state.parent / NAME
 
+    def _stamped(self) -> list[Path]:
+        """The files whose stamp (not content) is in the digest: the list, the state database with
+        SQLite's write-ahead log and the outcome journal (beside the database itself, where SQLite
+        puts them when NEWSLETTER_STATE is a symbolic link), the secret and the DKIM key."""
+        state = self.state.resolve()
+        files = [self.home / "subscribers.csv"]
+        files += [state.with_name(state.name + end) for end in ("", "-wal", "-outcomes")]
+        files += [self.state.parent / "secret", *([self.dkim_key] if self.dkim_key else [])]
+        return files
+
     def digest(self) -> str:
         """Everything a no-op tick's answer depends on, but the time."""
         dotenv = hashlib.blake2b(self._dotenv(), digest_size=16).hexdigest()
         parts: list[object] = [FORMAT, str(self.home), [(k, self.environ.get(k)) for k in KNOWN], dotenv]
-        parts += [_stamp(_PACKAGE / name) for name in _CODE]
-        parts += [_content(self.home / "schedule.yaml"), _stamp(self.home / "subscribers.csv")]
-        parts += [_stamp(self.state.with_name(self.state.name + end)) for end in ("", "-wal", "-outcomes")]
-        parts += [_stamp(self.dkim_key)] if self.dkim_key else []
+        parts += [_program(), _content(self.home / "schedule.yaml")]
+        parts += [_stamp(path) for path in self._stamped()]
         return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+    def _coarse_and_recent(self, since_ns: int) -> bool:
+        """A stamped file changed in the last seconds on a file system that keeps whole seconds: a
+        write in the same second, after the tick read the file, would leave the same stamp."""
+        for path in self._stamped():
+            found = _stamp(path)
+            if found and found[2] % 1_000_000_000 == 0 and found[2] > since_ns - _COARSE_WINDOW_NS:
+                return True
+        return False
 
     def _dotenv(self) -> bytes:
         path = self.home / ".env"
@@ -107,10 +139,17 @@ class IdleNote:
         except (OSError, ValueError, LookupError, TypeError):  # no note, or not one this tick can trust
             return None
 
-    def remember(self, before: str, *, now: dt.datetime, until: dt.datetime, tz: str, line: str) -> bool:
+    def remember(
+        self, before: str, *, started_ns: int, now: dt.datetime, until: dt.datetime, tz: str, line: str
+    ) -> bool:
         """After a full tick that did nothing: leave the note, if that tick changed nothing either
-        (its digest ``before`` is the digest now).  False, and no note, otherwise."""
-        if self.digest() != before:
+        (its digest ``before``, taken at ``started_ns`` by time.time_ns(), is the digest now).
+        False, and no note, otherwise."""
+        try:
+            unchanged = self.digest() == before and not self._coarse_and_recent(started_ns)
+        except (OSError, ValueError):
+            unchanged = False
+        if not unchanged:
             self.forget()
             return False
         note = {"format": FORMAT, "digest": before, "from": now.isoformat(), "until": until.isoformat()}

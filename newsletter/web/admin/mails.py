@@ -61,11 +61,12 @@ class MailPages(Console):
 
     def _build(self, due: Due, address: str, name: str) -> tuple[str, str, str]:
         """(subject, text, html) of the mail as ``address`` would get it."""
-        from newsletter.send.pipeline import prepare
+        from newsletter.send.pipeline import discreet_by_default, prepare
 
         project, moment = self.project, self._moment(due)
         prepared = prepare(project, due, now=moment, columns=project.columns())
-        envelope = prepared.build(Subscriber(email=address, name=name), now=moment)
+        member = Subscriber(email=address, name=name)
+        envelope = prepared.build(member, now=moment, discreet=discreet_by_default(project))
         msg = message_from_bytes(envelope.data, policy=policy.default)
         text, html = parts(envelope.data)
         return str(msg["Subject"]), text, html
