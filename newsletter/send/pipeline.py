@@ -23,6 +23,8 @@ from newsletter.state.locks import held
 from newsletter.timing import Due, upcoming
 
 if TYPE_CHECKING:  # the rendering and SMTP stack loads only when a mail is really built
+    from pathlib import Path
+
     from newsletter.compose.dkim import DkimSigner
     from newsletter.compose.mime import Envelope, MessageFactory
     from newsletter.compose.templates import MailRenderer, MemberValues, RenderedMailing
@@ -159,7 +161,7 @@ def prepare(
     the members who said they would come (a change notice tells them it knows); ``check_only``:
     what `check` needs, the mail rendered and its headers checked, but no invitation built (the
     result is not for sending)."""
-    from newsletter.compose.context import answers_view, coming_note, mail_context, neutral_preview
+    from newsletter.compose.context import coming_note, neutral_preview
     from newsletter.compose.mime import MessageFactory, Neutral
     from newsletter.compose.render_cache import folder_for
     from newsletter.compose.templates import MailRenderer, make_environment
@@ -168,40 +170,12 @@ def prepare(
     cache = folder_for(settings.state_dir)
     env = make_environment(project.home / "templates", cache)
     renderer = MailRenderer(env, mailing.kind, cache_dir=cache)
-    article = project.article_for(mailing.meeting.article)
-    later = [m for m in upcoming(schedule, now) if m.date > mailing.meeting.date]
-    context = mail_context(
-        schedule,
-        mailing,
-        article=article,
-        reply_to=settings.reply_to,
-        now=now,
-        later_meetings=later,
-        test=test,
-        answers=answers_view(mailing, settings.public_url),
-        cache_dir=cache,
-    )
+    context = _context(project, mailing, now=now, test=test, cache=cache)
     rendered = _shared_render(renderer, context, columns)
     cancel = mailing.kind == MailKind.CHANGE and mailing.meeting.cancelled
-
-    def ics(summary: str | None = None) -> bytes | None:
-        if check_only:
-            return None
-        from newsletter.compose.invite import invitation
-
-        return invitation(
-            schedule,
-            mailing.meeting,
-            domain=settings.sender_domain,
-            stamp=now,
-            sequence=sequence,
-            cancel=cancel,
-            organizer=settings.sender_address,
-            summary=summary,
-        )
-
+    ics = _invitation(project, mailing, now=now, sequence=sequence, cancel=cancel, check_only=check_only)
     # Discreet mode (her preference, or everyone's with group.discreet.default): the same mail with
-    # a neutral From name, Subject and calendar title, so a lock screen shows nothing of the group.
+    # a neutral From name, Subject, preview line and calendar title: a lock screen shows nothing.
     words = schedule.group.discreet or Discreet()
     subject = words.subject_for(mailing.meeting.date)
     subject = f"[Test] {subject}" if test else subject
@@ -212,7 +186,7 @@ def prepare(
         sender=settings.sender,
         reply_to=settings.reply_to,
         list_id=list_id(schedule.group.name, settings.sender_domain),
-        ics=ics(),
+        ics=ics(None),
         secret=settings.secret,
         public_url=settings.public_url,
         ics_method="CANCEL" if cancel else "PUBLISH",
@@ -236,6 +210,52 @@ def prepare(
 
         variants = Variants(renderer, context, rendered.subject)
     return Prepared(due, factory, context, renderer, variants)
+
+
+def _context(
+    project: Project, mailing: Mailing, *, now: dt.datetime, test: bool, cache: Path
+) -> dict[str, Any]:
+    """What the templates see, the same for every member of the mailing, worded for ``now``."""
+    from newsletter.compose.context import answers_view, mail_context
+
+    settings, schedule = project.settings, project.schedule
+    return mail_context(
+        schedule,
+        mailing,
+        article=project.article_for(mailing.meeting.article),
+        reply_to=settings.reply_to,
+        now=now,
+        later_meetings=[m for m in upcoming(schedule, now) if m.date > mailing.meeting.date],
+        test=test,
+        answers=answers_view(mailing, settings.public_url),
+        cache_dir=cache,
+    )
+
+
+def _invitation(
+    project: Project, mailing: Mailing, *, now: dt.datetime, sequence: int, cancel: bool, check_only: bool
+) -> Callable[[str | None], bytes | None]:
+    """The meeting's calendar invitation, with the title given (None: the meeting's own); none for
+    `check`."""
+
+    def ics(summary: str | None = None) -> bytes | None:
+        if check_only:
+            return None
+        from newsletter.compose.invite import invitation
+
+        settings = project.settings
+        return invitation(
+            project.schedule,
+            mailing.meeting,
+            domain=settings.sender_domain,
+            stamp=now,
+            sequence=sequence,
+            cancel=cancel,
+            organizer=settings.sender_address,
+            summary=summary,
+        )
+
+    return ics
 
 
 def _shared_render(
