@@ -290,7 +290,7 @@ def _stopped(campaign: Campaign) -> str:
 
 
 def check_all(settings: Settings, *, now: dt.datetime) -> list[str]:
-    project = load_project(settings)
+    project = load_project(settings, reuse=True)
     columns = project.columns()
     problems: list[Problem] = []
     dues = [d for d in plan(project.schedule) if d.state(now) != Window.CLOSED]

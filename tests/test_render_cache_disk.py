@@ -95,7 +95,9 @@ def test_check_says_the_same_cold_warm_and_without_a_cache(group: Path) -> None:
     assert cold[-1].startswith("All good") and "templates: 14 upcoming mails render" in cold
 
 
-def test_check_after_a_warm_run_loads_neither_premailer_nor_icalendar_nor_markdown(group: Path) -> None:
+def test_a_warm_check_loads_no_premailer_icalendar_markdown_yaml_or_email_validator(
+    group: Path,
+) -> None:
     check_in_a_process(group, "check")
     script = (
         "import sys\n"
@@ -103,6 +105,7 @@ def test_check_after_a_warm_run_loads_neither_premailer_nor_icalendar_nor_markdo
         f"code = main(['--dir', {str(group)!r}, 'check'])\n"
         "assert code == 0, code\n"
         "heavy = ('premailer', 'cssutils', 'lxml', 'icalendar', 'markdown')\n"
+        "heavy += ('email_validator', 'ruamel.yaml')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

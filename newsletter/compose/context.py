@@ -121,10 +121,10 @@ _EXCERPT_CODE = tuple(
 
 
 def _excerpt(article: Article, cache_dir: Path | None) -> tuple[str, str]:
-    import newsletter.inputs.articles as articles
-
     if cache_dir is None:
-        return articles.excerpt(article)
+        from newsletter.inputs.articles import excerpt
+
+        return excerpt(article)
     from newsletter.compose.render_cache import answer_store, digest, library_versions
 
     store = answer_store(cache_dir)
@@ -132,7 +132,9 @@ def _excerpt(article: Article, cache_dir: Path | None) -> tuple[str, str]:
     found = store.get(key)
     if isinstance(found, list) and len(found) == 2 and all(isinstance(x, str) for x in found):
         return found[0], found[1]
-    html, text = articles.excerpt(article)
+    from newsletter.inputs.articles import excerpt  # its front matter reading loads ruamel.yaml
+
+    html, text = excerpt(article)
     store.put(key, [html, text])
     return html, text
 

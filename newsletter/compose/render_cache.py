@@ -187,7 +187,7 @@ class InlineCache:
 
     def _write(self, key: str, text: str) -> None:
         payload = text.encode("utf-8", "surrogatepass")
-        if _write_atomically(self._path(key), b"".join((_MAGIC, _checksum(payload), b"\n", payload))):
+        if write_atomically(self._path(key), b"".join((_MAGIC, _checksum(payload), b"\n", payload))):
             try:
                 self._prune()
             except OSError as err:
@@ -261,7 +261,7 @@ class AnswerStore:
         while len(payload) > self.max_bytes and len(data) > 1:
             del data[next(iter(data))]
             payload = json.dumps({"format": FORMAT, "answers": data}).encode()
-        _write_atomically(self.path, payload)
+        write_atomically(self.path, payload)
 
 
 @functools.cache
@@ -296,7 +296,7 @@ def code_digest(path: str) -> str:
         return f"unread-{os.getpid()}-{secrets.token_hex(8)}"
 
 
-def _write_atomically(path: Path, data: bytes) -> bool:
+def write_atomically(path: Path, data: bytes) -> bool:
     """``data`` as the file ``path`` (temporary file, then renamed: never half a file), mode 0600;
     False when it could not be written."""
     tmp = None
