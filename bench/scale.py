@@ -178,6 +178,9 @@ def run_round(
             raise SystemExit(f"check did not count {members:,} members:\n{out[-2000:]}")
         for left in [*group.glob(state.name + "*"), group / "exported.csv"]:
             left.unlink(missing_ok=True)
+        # The state folder is the group's: a later `check` would take what this one kept (render
+        # cache), and measure no reading of the list at all.
+        shutil.rmtree(group / "cache", ignore_errors=True)
         figure.rss.append(rss)
         figure.wall.append(wall)
         extra = f", first message {figure.first[-1]:.2f} s" if name == "send" and figure.first else ""
