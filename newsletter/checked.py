@@ -39,6 +39,7 @@ from newsletter.model import Article, Schedule
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+KEPT = 64  # answers kept in all: the files as they are now, and a few versions back
 _HERE = Path(__file__).resolve().parent
 #: The code that reads the files, as this process loaded it.
 _CODE = tuple(
@@ -101,7 +102,17 @@ class Checked:
 
     def _write(self, key: str, payload: bytes) -> None:
         check = hashlib.blake2b(payload, digest_size=16).hexdigest().encode()
-        write_atomically(self.folder / key, check + b"\n" + payload)
+        if write_atomically(self.folder / key, check + b"\n" + payload):
+            self._prune()
+
+    def _prune(self) -> None:
+        """The oldest answers dropped beyond ``KEPT`` (each edit of a file leaves a new one)."""
+        try:
+            entries = sorted((entry.stat().st_mtime_ns, entry) for entry in self.folder.iterdir())
+            for _, entry in entries[: max(0, len(entries) - KEPT)]:
+                entry.unlink(missing_ok=True)
+        except OSError as err:
+            log.debug("render cache: checked answers not pruned (%s)", err)
 
     def key_of_schedule(self, path: Path) -> str | None:
         return self._key("schedule", path, dt.date.today().isoformat())

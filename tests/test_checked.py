@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from newsletter import checked
 from newsletter.checked import Checked
 
 from .conftest import CliRunner
@@ -116,3 +119,14 @@ def test_send_and_tick_never_take_what_check_kept(group: Path, run: CliRunner) -
         check=True,
     )
     assert done.stdout.strip() == "False"
+
+
+def test_the_answers_kept_stay_few(group: Path, run: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checked, "KEPT", 4)
+    path = group / "subscribers.csv"
+    text = path.read_text(encoding="utf-8")
+    for n in range(6):  # six versions of the list, each checked
+        path.write_text(text + f"member{n}@example.org,Member {n}\n", encoding="utf-8")
+        assert check(run, group)[0] == 0
+    assert len(list(kept(group).iterdir())) == 4
+    assert check(run, group)[0] == 0  # the newest answers are among those kept
