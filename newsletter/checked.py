@@ -130,9 +130,10 @@ class Checked:
             log.debug("render cache: kept answer not read (%s)", err)
             return None
 
-    def schedule(self, path: Path) -> tuple[Schedule, list[tuple[str, int | None]]] | None:
-        """The schedule and its article names as the last `check` read these bytes today, or None."""
-        found = self._unpickled(self.key_of_schedule(path))
+    def schedule(self, key: str | None) -> tuple[Schedule, list[tuple[str, int | None]]] | None:
+        """The schedule and its article names as the last `check` read the bytes ``key`` names
+        (``key_of_schedule``) today, or None."""
+        found = self._unpickled(key)
         if not (isinstance(found, tuple) and len(found) == 2):
             return None
         schedule, refs = found
@@ -143,9 +144,9 @@ class Checked:
             return None
         return self._key("article", content_dir / "articles" / f"{slug}.md", content_dir.name, slug)
 
-    def article(self, content_dir: Path, slug: str) -> Article | None:
-        """The article as the last `check` read the same file, or None."""
-        found = self._unpickled(self.key_of_article(content_dir, slug))
+    def article(self, key: str | None) -> Article | None:
+        """The article as the last `check` read the same file (``key_of_article``), or None."""
+        found = self._unpickled(key)
         return found if isinstance(found, Article) else None
 
     def keep_article(self, key: str, article: Article) -> None:
@@ -155,9 +156,9 @@ class Checked:
         """Keep what was read from the bytes ``key`` names (the key taken before and after reading)."""
         self._write(key, pickle.dumps((schedule, refs), protocol=pickle.HIGHEST_PROTOCOL))
 
-    def members(self, path: Path) -> tuple[int, list[Problem], list[Problem], tuple[str, ...]] | None:
+    def members(self, key: str | None) -> tuple[int, list[Problem], list[Problem], tuple[str, ...]] | None:
         """(members, problems, warnings, columns) as the last `check` found them in these bytes."""
-        payload = self._read(self.key_of_members(path))
+        payload = self._read(key)
         if payload is None:
             return None
         try:

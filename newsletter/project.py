@@ -114,12 +114,12 @@ def _schedule(
     path: Path, problems: list[Problem], kept: Checked | None
 ) -> tuple[Schedule | None, list[tuple[str, int | None]]]:
     """The schedule (None, its problems added) and the articles it names, each with its line."""
-    found = kept.schedule(path) if kept else None
+    before = kept.key_of_schedule(path) if kept else None  # the file's bytes, read once to look up
+    found = kept.schedule(before) if kept else None
     if found is not None:
         return found
     from newsletter.inputs.schedule import article_refs, load_schedule
 
-    before = kept.key_of_schedule(path) if kept else None
     schedule = None
     try:
         schedule = load_schedule(path)
@@ -143,13 +143,13 @@ def _article(
     kept: Checked | None,
 ) -> None:
     """The article ``slug`` (named at ``line`` of schedule.yaml) added, or its problems."""
-    found = kept.article(content, slug) if kept else None
+    before = kept.key_of_article(content, slug) if kept else None
+    found = kept.article(before) if kept else None
     if found is not None:
         articles[slug] = found
         return
     from newsletter.inputs.articles import load_article
 
-    before = kept.key_of_article(content, slug) if kept else None
     try:
         articles[slug] = load_article(content, slug, ref_path="schedule.yaml", ref_line=line)
     except DataError as err:
@@ -165,7 +165,8 @@ def _members(
     """How many members the list has (its problems and warnings added) and, when `check` keeps
     its answers, its columns.  The reading a send does, in one pass over the list: a row problem
     is a problem, a merged duplicate or a cell that looks like a formula a warning."""
-    found = kept.members(path) if kept else None
+    before = kept.key_of_members(path) if kept else None  # the list's bytes, read once to look up
+    found = kept.members(before) if kept else None
     if found is not None:
         count, more_problems, more_warnings, columns = found
         problems.extend(more_problems)
@@ -174,7 +175,6 @@ def _members(
     from newsletter.inputs.members import read_columns
     from newsletter.inputs.sending_list import read_for_sending
 
-    before = kept.key_of_members(path) if kept else None
     try:
         rows_found, rows = read_for_sending(path, formulas=True)
         count = sum(1 for _ in rows_found)
